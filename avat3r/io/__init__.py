@@ -1,0 +1,1 @@
+"""File formats: images and video, 3DGS .ply, capture folders."""
