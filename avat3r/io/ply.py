@@ -48,7 +48,9 @@ def gaussians_to_ply_array(g: Gaussians, include_f_rest: bool = False) -> np.nda
         out[f"f_dc_{i}"] = f_dc[:, i]
     out["opacity"] = _logit(g.opacities.numpy())
     log_s = np.log(np.maximum(g.scales.numpy(), 1e-12))
-    q = torch.nn.functional.normalize(g.quats, dim=-1).numpy()
+    q = g.quats
+    norm = q.norm(dim=-1, keepdim=True)
+    q = torch.where((norm - 1).abs() > 1e-6, q / norm, q).numpy()  # already-unit quats stay bit-exact
     for i in range(3):
         out[f"scale_{i}"] = log_s[:, i]
     for i in range(4):
