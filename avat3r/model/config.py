@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import CheckpointError
 
-__all__ = ["ModelConfig", "PRESETS", "LAYER_ORDERS"]
+__all__ = ["ModelConfig", "ExpressionSpace", "PRESETS", "LAYER_ORDERS"]
 
 LAYER_ORDERS = ("interleaved", "cached")
 
@@ -92,6 +92,10 @@ class ModelConfig:
         out = {"neutral": [0.0] * self.expression_dim}
         out.update({k: list(v) for k, v in self.expression_presets.items()})
         return out
+
+    @property
+    def expression_space(self) -> "ExpressionSpace":
+        return ExpressionSpace(self.expression_dim, self.names, self.presets)
 
     @property
     def upsample_factor(self) -> int:
@@ -173,6 +177,28 @@ class ModelConfig:
             return cls(**data)
         except TypeError as e:  # wrong types that dataclass construction trips over
             raise CheckpointError(f"model config is malformed: {e}") from e
+
+
+@dataclass
+class ExpressionSpace:
+    """The expression codes a model understands: dim, one name per dim, named presets (always "neutral")."""
+
+    dim: int
+    names: list[str]
+    presets: dict[str, list[float]]
+
+    def resolve(self, expression: Any) -> list[float]:
+        """A preset name or a sequence of ``dim`` numbers -> list of floats (CheckpointError-free: InputError)."""
+        from ..errors import InputError
+
+        if isinstance(expression, str):
+            if expression not in self.presets:
+                raise InputError(f"unknown expression preset {expression!r}; this model knows {sorted(self.presets)}")
+            return list(self.presets[expression])
+        values = [float(v) for v in (expression.tolist() if hasattr(expression, "tolist") else expression)]
+        if len(values) != self.dim:
+            raise InputError(f"expression code has {len(values)} values but this model expects {self.dim} ({self.names[:4]}...)")
+        return values
 
 
 # Presets. The paper preset follows Table 4; small and tiny are sized for CPUs (see docs/MODEL.md).
