@@ -7,7 +7,7 @@ It is stored as ``config.json`` beside ``model.safetensors`` in every checkpoint
 Presets (``ModelConfig.preset(name)``):
 - ``paper``: Table 4 (patch 8, D 768, 8 self- and 8 cross-attention layers, 512² in/out, expression code 256,
   one GRM upsampler step, Sapiens-2b features of width 1920, DUSt3R positions).
-- ``small``: the shipped CPU demo model (256² in, no features, visual-hull positions); sized by measurement
+- ``small``: the shipped CPU demo model (20-d expression code = the SynthHeads space) (256² in, no features, visual-hull positions); sized by measurement
   so that one avatar from 4 views takes <= 5 s on a 2-core CPU and the fp16 weights stay <= 40 MB.
 - ``tiny``: a toy network for tests (runs in milliseconds).
 """
@@ -42,6 +42,7 @@ class ModelConfig:
     num_self_layers: int = 8  # self-attention layers over all V·Hp·Wp tokens (Table 4)
     num_cross_layers: int = 8  # cross-attention layers to the expression tokens (Table 4)
     layer_order: str = "interleaved"  # "interleaved": N x [self, cross, MLP]; "cached": self blocks, then cross blocks
+    cross_mlp: bool = True  # "cached" only: an MLP after each cross-attention ([cross, MLP] blocks); False = [cross]
 
     # ---- expression (eq. 8) -----------------------------------------------------------------------
     expression_dim: int = 256  # C_exp (Table 4)
@@ -209,13 +210,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         features="sapiens-2b", feature_dim=1920, prior="dust3r", layer_order="interleaved",
     ),
     "small": dict(
-        image_size=256, patch_size=8, dim=256, heads=4, num_self_layers=6, num_cross_layers=6,
-        expression_dim=16, upsampler_steps=1, upsampler_heads=4, upsampler_window=8,
+        image_size=256, patch_size=8, dim=256, heads=4, num_self_layers=8, num_cross_layers=4,
+        expression_dim=20, upsampler_steps=1, upsampler_heads=4, upsampler_window=8,
         features=None, feature_dim=0, prior="visual_hull", layer_order="cached",
     ),
     "tiny": dict(
         image_size=64, patch_size=8, dim=32, heads=2, mlp_ratio=2.0, num_self_layers=2, num_cross_layers=2,
-        expression_dim=16, expression_mlp_width=32, upsampler_steps=1, upsampler_heads=2, upsampler_window=4,
+        expression_dim=20, expression_mlp_width=32, upsampler_steps=1, upsampler_heads=2, upsampler_window=4,
         features=None, feature_dim=0, prior="visual_hull", layer_order="cached",
     ),
 }

@@ -19,6 +19,7 @@ The decode runs in float32 even under bf16 autocast: positions need more than bf
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -54,8 +55,9 @@ class GaussianMaps:
         """One ``Gaussians`` set per batch item: the masked pixels of all views (view-major, row-major)."""
         out = []
         for b in range(self.mask.shape[0]):
-            m = self.mask[b]
-            out.append(Gaussians(self.means[b][m], self.quats[b][m], self.scales[b][m], self.opacities[b][m], self.colors[b][m]))
+            idx = self.mask[b].flatten().nonzero().squeeze(1)  # one host sync per item, shared by all attributes
+            pick = lambda t: t[b].flatten(0, 2).index_select(0, idx) if t.dim() == 5 else t[b].flatten().index_select(0, idx)  # noqa: E731
+            out.append(Gaussians(pick(self.means), pick(self.quats), pick(self.scales), pick(self.opacities), pick(self.colors)))
         return out
 
     def detach(self) -> "GaussianMaps":
@@ -71,7 +73,7 @@ def decode_maps(raw: torch.Tensor, images: torch.Tensor, positions: torch.Tensor
         means = positions.float() + cfg.max_offset * torch.tanh(off)  # eq. 11
     else:
         means = cfg.position_range * torch.tanh(off)
-    lo, hi = torch.log(torch.tensor(cfg.scale_min)), torch.log(torch.tensor(cfg.scale_max))
+    lo, hi = math.log(cfg.scale_min), math.log(cfg.scale_max)
     scales = torch.exp(lo + (hi - lo) * torch.sigmoid(s))
     quats = F.normalize(q + q.new_tensor([1.0, 0.0, 0.0, 0.0]), dim=-1)
     if cfg.rgb_skip:

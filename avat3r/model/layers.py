@@ -72,16 +72,18 @@ class SelfBlock(nn.Module):
 class CrossBlock(nn.Module):
     """[cross-attention to the expression tokens, MLP], pre-norm (eq. 9). Does not mix image tokens."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, mlp: bool = True):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, heads, ctx_dim=dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, mlp_ratio)
+        self.has_mlp = mlp  # without it, [self-attn, MLP] + [cross-attn] has the interleaved block's parameter count
+        if mlp:
+            self.norm2 = nn.LayerNorm(dim)
+            self.mlp = Mlp(dim, mlp_ratio)
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:  # x [B, N, D], ctx [B, S, D]
         x = x + self.attn(self.norm1(x), ctx)
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x)) if self.has_mlp else x
 
 
 class InterleavedBlock(nn.Module):

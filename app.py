@@ -1,0 +1,449 @@
+"""Avat3r web demo (Gradio 6): photos -> animatable 3D Gaussian head -> interactive viewer, videos, .ply.
+
+Run ``python app.py`` (CPU or GPU, offline, with the shipped ``weights/`` or ``AVAT3R_WEIGHTS=<checkpoint dir>``).
+The app is thin: every step calls ``avat3r.pipeline`` (the same object as the CLI and the notebooks). Nothing
+heavy happens at import: the model is loaded once, on the first request. See docs/APP.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+
+try:  # Hugging Face Spaces (ZeroGPU): borrow a GPU for the decorated calls; a no-op elsewhere
+    import spaces
+
+    GPU = spaces.GPU(duration=60)
+except ImportError:  # not on Spaces
+    spaces = None
+
+    def GPU(fn):  # noqa: N802
+        return fn
+
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "demo" / "examples"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+MAX_IMAGES = 8  # the network takes 1..8 views
+MAX_FILE_MB = 20  # per uploaded file (enforced by Gradio before our code runs)
+MAX_MEGAPIXELS = 40  # per photo; larger photos are refused with a message
+MAX_ZIP_MB = 100  # uncompressed size of a capture-folder zip
+MAX_ZIP_FILES = 200
+QUEUE_SIZE = int(os.environ.get("AVAT3R_QUEUE_SIZE", 16))
+MAX_SLIDERS = 24  # models with longer codes (e.g. 256-d) get sliders for the first dims; the rest follow presets
+TURNTABLE_FRAMES = int(os.environ.get("AVAT3R_TURNTABLE_FRAMES", 24))  # one orbit in 3 s
+VIDEO_SIZE = int(os.environ.get("AVAT3R_VIDEO_SIZE", 256))
+WORK = Path(tempfile.gettempdir()) / "avat3r_app"
+
+
+# ---- the model: loaded once, lazily ---------------------------------------------------------------------
+_PIPE = None
+_PIPE_LOCK = threading.Lock()
+
+
+def weights_dir() -> Path:
+    from avat3r.pipeline import default_weights_dir
+
+    return default_weights_dir()
+
+
+def read_config() -> dict | None:
+    """The checkpoint's config.json (cheap, no torch) for building the UI; None when no weights are there."""
+    p = weights_dir() / "config.json"
+    if not (p.is_file() and (p.parent / "model.safetensors").is_file()):
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def get_pipeline():
+    """Load the pipeline on first use (thread-safe); gr.Error with what to do when the weights are missing."""
+    global _PIPE
+    if _PIPE is None:
+        with _PIPE_LOCK:
+            if _PIPE is None:
+                from avat3r.errors import Avat3rError
+                from avat3r.pipeline import load_pipeline
+
+                try:
+                    pipe = load_pipeline(os.environ.get("AVAT3R_WEIGHTS") or None)
+                    pipe.check_priors()
+                except Avat3rError as e:
+                    raise gr.Error(f"The model cannot be loaded: {e}", title="No model") from None
+                _PIPE = pipe
+    return _PIPE
+
+
+# ---- per-session files ----------------------------------------------------------------------------------
+def _session_dir() -> Path:
+    WORK.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in WORK.iterdir():  # housekeeping: results older than 2 h go
+        try:
+            if now - old.stat().st_mtime > 7200:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    d = WORK / uuid.uuid4().hex[:12]
+    d.mkdir()
+    return d
+
+
+def _safe_extract(zip_path: Path, out: Path) -> Path:
+    """Extract a capture-folder zip with limits (size, count, no paths outside ``out``) -> the capture folder."""
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise gr.Error(f"{zip_path.name} is not a valid zip file. Zip a capture folder (images/ + cameras.json) "
+                       "or upload the photos themselves.") from None
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if len(infos) > MAX_ZIP_FILES:
+            raise gr.Error(f"{zip_path.name} holds {len(infos)} files; a capture-folder zip may hold at most {MAX_ZIP_FILES}.")
+        total = sum(i.file_size for i in infos)
+        if total > MAX_ZIP_MB * 2**20:
+            raise gr.Error(f"{zip_path.name} unpacks to {total / 2**20:.0f} MB; the limit is {MAX_ZIP_MB} MB. "
+                           f"Use at most {MAX_IMAGES} images of a few megapixels.")
+        root = out.resolve()
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            if name.startswith("__MACOSX/") or Path(name).name.startswith("."):
+                continue
+            target = (out / name).resolve()
+            if root not in target.parents:
+                raise gr.Error(f"{zip_path.name} contains an unsafe path {info.filename!r}; re-create the zip from the capture folder.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    found = sorted(out.rglob("cameras.json"), key=lambda p: len(p.parts))
+    if found:
+        return found[0].parent
+    return out  # a zip of plain photos
+
+
+def _check_photo(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError):
+        raise gr.Error(f"{path.name} is not an image that can be read. Upload PNG or JPEG photos "
+                       "(or a capture-folder .zip).") from None
+    if w * h > MAX_MEGAPIXELS * 1e6:
+        raise gr.Error(f"{path.name} is {w * h / 1e6:.0f} megapixels; the limit is {MAX_MEGAPIXELS}. Downscale the photo.")
+
+
+def resolve_inputs(files, work: Path):
+    """Uploaded paths -> what Pipeline.reconstruct takes (a capture-folder path or a list of photo paths)."""
+    paths = [Path(f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", f)) for f in (files or [])]
+    if not paths:
+        raise gr.Error("Upload 1 to 8 photos of one head (or a capture-folder .zip), or pick an example.")
+    zips = [p for p in paths if p.suffix.lower() == ".zip"]
+    if zips:
+        if len(paths) > 1:
+            raise gr.Error("Upload either one capture-folder .zip or photos, not both.")
+        folder = _safe_extract(zips[0], work / "upload")
+        if (folder / "cameras.json").is_file():
+            return folder
+        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise gr.Error(f"{zips[0].name} has neither cameras.json nor photos. Zip a capture folder (images/ + cameras.json).")
+    cams = [p for p in paths if p.name == "cameras.json"]
+    photos = [p for p in paths if p.name != "cameras.json"]
+    bad = [p.name for p in photos if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if bad:
+        raise gr.Error(f"Cannot use {', '.join(bad[:3])}: upload PNG/JPEG photos, or one capture-folder .zip.")
+    if len(photos) > MAX_IMAGES:
+        raise gr.Error(f"{len(photos)} photos were uploaded; use at most {MAX_IMAGES} (4 from different sides work best).")
+    for p in photos:
+        _check_photo(p)
+    if cams:  # loose capture folder: cameras.json + images named after its views
+        folder = work / "capture"
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        shutil.copy(cams[0], folder / "cameras.json")
+        for p in photos:
+            shutil.copy(p, folder / "images" / p.name)
+        return folder
+    return photos
+
+
+# ---- examples -------------------------------------------------------------------------------------------
+def list_examples() -> dict[str, Path]:
+    """demo/examples/<name>/: capture folders (cameras.json) or folders of photos -> {label: folder}."""
+    out = {}
+    if not EXAMPLES.is_dir():
+        return out
+    for d in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        if (d / "cameras.json").is_file():
+            n = len([p for p in (d / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES])
+            out[f"{d.name} (SynthHeads capture, {n} views)"] = d
+        else:
+            n = len([p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES])
+            if n:
+                out[f"{d.name} ({n} photo{'s' if n > 1 else ''})"] = d
+    return out
+
+
+def example_files(label: str | None) -> list[str]:
+    """The files an example uploads: its photos, or a zip of its capture folder (made once, cached)."""
+    if not label:
+        return []
+    d = list_examples().get(label)
+    if d is None:
+        raise gr.Error(f"Unknown example {label!r}.")
+    if not (d / "cameras.json").is_file():
+        return [str(p) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    z = WORK / "examples" / f"{d.name}.zip"
+    if not z.is_file():
+        z.parent.mkdir(parents=True, exist_ok=True)
+        tmp = z.with_suffix(".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in sorted(d.rglob("*")):
+                if p.is_file():
+                    zf.write(p, Path(d.name) / p.relative_to(d))
+        os.replace(tmp, z)
+    return [str(z)]
+
+
+# ---- the steps ------------------------------------------------------------------------------------------
+def _progress_cb(progress, lo: float = 0.0, hi: float = 1.0):
+    return lambda f, msg: progress(lo + (hi - lo) * f, desc=msg)
+
+
+def _user_error(e: Exception) -> gr.Error:
+    msg = str(e).strip() or type(e).__name__
+    return gr.Error(msg.replace("\n", "<br>"), title="Cannot build the avatar", print_exception=False)
+
+
+def _viewer_ply(avatar, code, work: Path, tag: str) -> str:
+    """The viewer's .ply (re-posed for Model3D) and nothing else; unique name so the viewer reloads."""
+    from avat3r.io.ply import save_ply
+    from avat3r.pipeline import viewer_gaussians
+
+    g = viewer_gaussians(avatar.animate(code))
+    path = work / f"viewer_{tag}_{uuid.uuid4().hex[:6]}.ply"
+    save_ply(path, g, orientation="y_up")  # already posed for the viewer by viewer_gaussians
+    return str(path)
+
+
+@GPU
+def create(files, progress=gr.Progress()):
+    """Photos / capture zip -> (session state, preview, report, viewer .ply, .ply download)."""
+    from avat3r.errors import Avat3rError
+
+    t0 = time.time()
+    progress(0.0, desc="loading the model")
+    pipe = get_pipeline()
+    work = _session_dir()
+    inputs = resolve_inputs(files, work)
+    try:
+        avatar = pipe.reconstruct(inputs, progress=_progress_cb(progress, 0.05, 0.85))
+    except Avat3rError as e:
+        raise _user_error(e) from None
+    progress(0.9, desc="writing the 3D viewer file")
+    neutral = avatar.expression_code(None)
+    viewer = _viewer_ply(avatar, neutral, work, "neutral")
+    ply = str(avatar.save_ply(work / "avatar.ply"))
+    report = "\n".join(avatar.report + [f"3D view ready in {time.time() - t0:.1f} s"])
+    state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
+    return state, avatar.preview, report, viewer, ply
+
+
+@GPU
+def turntable(state, progress=gr.Progress()):
+    """The current avatar (neutral) orbiting once -> mp4."""
+    from avat3r.io.video import write_video
+
+    avatar, work = _need_avatar(state)
+    frames = avatar.turntable(TURNTABLE_FRAMES, VIDEO_SIZE, None, progress=_progress_cb(progress, 0.0, 0.95))
+    progress(0.97, desc="encoding the video")
+    return str(write_video(work / f"turntable_{uuid.uuid4().hex[:6]}.mp4", frames, fps=max(4, len(frames) / 3)))
+
+
+def _need_avatar(state):
+    if not state or "avatar" not in state:
+        raise gr.Error("Create an avatar first (tab 1: upload photos or pick an example, then press Create).")
+    return state["avatar"], Path(state["work"])
+
+
+def _code_from(state, pipe, values) -> list[float]:
+    code = list(state.get("code") or [0.0] * pipe.expression_space.dim)
+    for i, v in enumerate(values[: len(code)]):
+        code[i] = float(v)
+    return code
+
+
+@GPU
+def show_expression(state, *values, progress=gr.Progress()):
+    """Slider values -> (viewer .ply, .ply download, still frame) of the current avatar under that expression."""
+    avatar, work = _need_avatar(state)
+    pipe = get_pipeline()
+    code = _code_from(state, pipe, values)
+    progress(0.2, desc="animating")
+    viewer = _viewer_ply(avatar, code, work, "expr")
+    ply = str(avatar.save_ply(work / "avatar_expression.ply", code))
+    state = dict(state, code=code)
+    return state, viewer, ply
+
+
+def apply_preset(state, name):
+    """Preset button -> slider values (and the full code kept in the state)."""
+    pipe = get_pipeline()
+    space = pipe.expression_space
+    code = [float(v) for v in space.resolve(name)]
+    state = dict(state or {}, code=code)
+    k = min(space.dim, MAX_SLIDERS)
+    return [state] + code[:k]
+
+
+@GPU
+def play(state, sequence, frames_per_step, azimuth, elevation, progress=gr.Progress()):
+    """Expression presets in order -> an mp4 of the avatar animating through them from one viewpoint."""
+    from avat3r.errors import Avat3rError
+    from avat3r.io.video import write_video
+    from avat3r.pipeline import expression_sequence
+
+    avatar, work = _need_avatar(state)
+    pipe = get_pipeline()
+    keys = list(sequence or [])
+    if not keys:
+        raise gr.Error("Pick at least one expression for the sequence (e.g. neutral, smile, surprise).")
+    try:
+        codes = expression_sequence(pipe.expression_space, keys, int(frames_per_step))
+        frames = avatar.animation(codes, (float(azimuth), float(elevation)), size=VIDEO_SIZE,
+                                  progress=_progress_cb(progress, 0.0, 0.95))
+    except Avat3rError as e:
+        raise _user_error(e) from None
+    progress(0.97, desc="encoding the video")
+    return str(write_video(work / f"animation_{uuid.uuid4().hex[:6]}.mp4", frames, fps=12))
+
+
+# ---- the UI ---------------------------------------------------------------------------------------------
+def _slider_range(cfg: dict, i: int) -> tuple[float, float]:
+    """Slider range of dim i: [0, 1] for activations (all presets >= 0), [-1, 1] for signed dims (gaze, or any
+    negative preset value), [-1, 1] for models without presets (generic latent codes)."""
+    vals = [v[i] for v in (cfg.get("expression_presets") or {}).values() if len(v) > i]
+    names = cfg.get("expression_names") or []
+    signed = i < len(names) and any(k in names[i] for k in ("gaze", "yaw", "pitch", "roll"))
+    lo = -1.0 if (not vals or min(vals) < 0 or signed) else 0.0
+    hi = max(1.0, max(vals, default=1.0))
+    return lo, hi
+
+
+INTRO = """# Avat3r: an animatable 3D head from a few photos
+Upload 1-8 photos of one head (4 from different sides work best) or a capture folder, press **Create**, then
+drag the 3D view to orbit. In **Animate**, change the expression or play a sequence. Everything runs on this
+machine; photos are not kept."""
+
+
+def build_demo() -> gr.Blocks:
+    cfg = read_config()
+    examples = list_examples()
+    with gr.Blocks(title="Avat3r", delete_cache=(1800, 7200)) as demo:
+        gr.Markdown(INTRO)
+        if cfg is None:
+            gr.Markdown(
+                f"> **No model weights found** in `{weights_dir()}`. Put a checkpoint's `config.json` and "
+                "`model.safetensors` there, or start the app with `AVAT3R_WEIGHTS=<checkpoint folder>`. "
+                "Creating an avatar will fail until then.",
+                elem_id="no-weights",
+            )
+        state = gr.State({})
+        with gr.Row():
+            with gr.Column(scale=5):
+                with gr.Tabs():
+                    with gr.Tab("1 · Create", id="create"):
+                        files = gr.File(label=f"Photos (1-{MAX_IMAGES}) or a capture-folder .zip", file_count="multiple",
+                                        file_types=["image", ".zip", ".json"], elem_id="upload")
+                        example = gr.Dropdown(choices=list(examples), value=None, label="…or pick an example",
+                                              elem_id="example")
+                        create_btn = gr.Button("Create avatar", variant="primary", elem_id="create-btn")
+                        preview = gr.Image(label="Front end: crops, masks, landmarks, cameras", interactive=False,
+                                           elem_id="preview")
+                        report = gr.Textbox(label="What was done", lines=5, interactive=False, elem_id="report")
+                    with gr.Tab("2 · Animate", id="animate"):
+                        space = None
+                        if cfg is not None:
+                            from avat3r.model.config import ModelConfig
+
+                            keys = {f for f in ModelConfig.__dataclass_fields__}
+                            space = ModelConfig.from_dict({k: v for k, v in cfg.items() if k in keys}).expression_space
+                        sliders = []
+                        if space is None:
+                            gr.Markdown("Expressions appear here once model weights are installed.")
+                        else:
+                            gr.Markdown("**Presets** (set the sliders and update the 3D view)")
+                            with gr.Row():
+                                preset_btns = [gr.Button(name, size="sm") for name in space.presets]
+                            with gr.Accordion(f"Expression sliders ({min(space.dim, MAX_SLIDERS)} of {space.dim} dims)", open=True):
+                                names = space.names[:MAX_SLIDERS]
+                                for r in range(0, len(names), 2):  # two sliders a row keeps the tab short
+                                    with gr.Row():
+                                        for i in range(r, min(r + 2, len(names))):
+                                            lo, hi = _slider_range(cfg, i)
+                                            sliders.append(gr.Slider(lo, hi, value=0.0, step=0.05, label=names[i],
+                                                                     min_width=120))
+                            show_btn = gr.Button("Show this expression in 3D", variant="primary")
+                            gr.Markdown("**Play** a sequence of expressions as a video")
+                            sequence = gr.Dropdown(choices=list(space.presets), multiselect=True,
+                                                   value=[k for k in ("neutral", "smile", "surprise") if k in space.presets]
+                                                   or list(space.presets)[:1],
+                                                   label="Sequence (in order; loops back to the first)")
+                            with gr.Row():
+                                fps_step = gr.Slider(2, 24, value=6, step=1, label="frames per step")
+                                azimuth = gr.Slider(-90, 90, value=20, step=5, label="view azimuth (°)")
+                                elevation = gr.Slider(-30, 45, value=5, step=5, label="view elevation (°)")
+                            play_btn = gr.Button("Play", variant="primary", elem_id="play-btn")
+            with gr.Column(scale=6):
+                viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")
+                video = gr.Video(label="Video (turntable, or the animation you play)", autoplay=True, loop=True,
+                                 interactive=False, height=340, elem_id="video")
+                ply_file = gr.File(label="Download the avatar (.ply, 3D Gaussian splats, metres, y-up)",
+                                   interactive=False, elem_id="ply")
+
+        example.change(example_files, inputs=example, outputs=files, api_name="example_files", queue=False)
+        create_btn.click(create, inputs=files, outputs=[state, preview, report, viewer, ply_file], api_name="create",
+                         concurrency_limit=1, concurrency_id="model", show_progress_on=[preview, viewer]).success(
+            turntable, inputs=state, outputs=video, api_name="turntable", concurrency_limit=1, concurrency_id="model", show_progress_on=[video])
+        if space is not None:
+            show_btn.click(show_expression, inputs=[state] + sliders, outputs=[state, viewer, ply_file],
+                           api_name="show_expression", concurrency_limit=1, concurrency_id="model")
+            for btn, name in zip(preset_btns, space.presets):
+                btn.click(apply_preset, inputs=[state, gr.State(name)], outputs=[state] + sliders, queue=False,
+                          api_name=False).then(
+                    show_expression, inputs=[state] + sliders, outputs=[state, viewer, ply_file], api_name=False,
+                    concurrency_limit=1, concurrency_id="model")
+            play_btn.click(play, inputs=[state, sequence, fps_step, azimuth, elevation], outputs=video,
+                           api_name="play", concurrency_limit=1, concurrency_id="model")
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Avat3r Gradio demo")
+    ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    ap.add_argument("--share", action="store_true")
+    args = ap.parse_args()
+    demo = build_demo()
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=f"{MAX_FILE_MB}mb",
+                show_error=False, allowed_paths=[str(EXAMPLES)], footer_links=["api", "gradio"])
+
+
+if __name__ == "__main__":
+    main()

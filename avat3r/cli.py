@@ -1,0 +1,362 @@
+"""The ``avat3r`` command line: reconstruct, animate, render, export, synth, train, eval.
+
+Every command that runs the network goes through ``avat3r.pipeline`` (the same object the app and notebooks
+use). Errors the user can fix come out as one line on stderr and exit code 2; ``--debug`` shows the traceback.
+Heavy modules are imported inside the commands so ``avat3r --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class _Bar:
+    """``progress(fraction, message)`` callback drawing a tqdm bar on stderr (hidden when not a terminal)."""
+
+    def __init__(self, desc: str, quiet: bool = False):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=100, desc=desc, disable=True if quiet else None, leave=False,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+        self.base = desc
+
+    def __call__(self, frac: float, msg: str) -> None:
+        self.bar.set_description_str(f"{self.base}: {msg}", refresh=False)
+        self.bar.n = int(round(100 * max(0.0, min(1.0, frac))))
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _say(args, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg)
+
+
+# ---- shared argument helpers --------------------------------------------------------------------------
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="1-8 photos (png/jpg), a folder of photos, or a capture folder (images/ + cameras.json)")
+    p.add_argument("--weights", default=None, help="checkpoint directory or Hub repo id (default: $AVAT3R_WEIGHTS or the shipped weights/)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--cameras", default=None, help="cameras.json for the photos (views in the order of the photos); estimated when omitted")
+
+
+def _add_view_args(p: argparse.ArgumentParser, size: int = 256) -> None:
+    p.add_argument("--size", type=int, default=size, help=f"output image size in pixels (default {size})")
+    p.add_argument("--azimuth", type=float, default=0.0, help="degrees, 0 = frontal, positive = subject's left (default 0)")
+    p.add_argument("--elevation", type=float, default=5.0, help="degrees above the eyes (default 5)")
+
+
+def _inputs(args):
+    """Positional inputs -> what Pipeline.reconstruct takes (a capture folder path or a list of images)."""
+    items = [Path(x) for x in args.inputs]
+    for p in items:
+        if not p.exists():
+            from .errors import InputError
+
+            raise InputError(f"{p}: no such file or folder")
+    if len(items) == 1 and items[0].is_dir():
+        return items[0]
+    return items
+
+
+def _cameras(args, n: int):
+    if not getattr(args, "cameras", None):
+        return None
+    from .cameras import read_cameras_json
+
+    names, cams = read_cameras_json(args.cameras)
+    if len(cams) != n:
+        from .errors import InputError
+
+        raise InputError(f"{args.cameras}: has {len(cams)} cameras but {n} photos were given; give one camera per photo, in order")
+    return cams
+
+
+def _load(args):
+    from .pipeline import load_pipeline
+
+    if getattr(args, "inputs", None):
+        _inputs(args)  # a missing input file is reported before the model loads
+
+    return load_pipeline(args.weights, device=args.device)
+
+
+def _reconstruct(args, pipe):
+    inputs = _inputs(args)
+    cams = None if isinstance(inputs, Path) else _cameras(args, len(inputs))
+    with _Bar("reconstruct", args.quiet) as bar:
+        avatar = pipe.reconstruct(inputs, cameras=cams, progress=bar)
+    for line in avatar.report:
+        _say(args, f"  {line}")
+    return avatar
+
+
+def _expression(pipe, value):
+    """--expression: a preset name, comma-separated numbers, or a .json/.npy file with one code."""
+    if value is None:
+        return None
+    import numpy as np
+
+    from .errors import InputError
+
+    p = Path(value)
+    if p.suffix.lower() in (".json", ".npy"):
+        if not p.is_file():
+            raise InputError(f"{p}: expression file not found")
+        z = np.load(p) if p.suffix.lower() == ".npy" else np.asarray(json.loads(p.read_text()), np.float32)
+        return z.astype(np.float32).reshape(-1)
+    if "," in value or value.replace(".", "", 1).lstrip("-").isdigit():
+        try:
+            return np.asarray([float(v) for v in value.split(",")], np.float32)
+        except ValueError:
+            raise InputError(f"--expression {value!r}: not a list of numbers") from None
+    space = pipe.expression_space
+    if value not in space.presets:
+        raise InputError(f"unknown expression preset {value!r}; this model knows: {', '.join(sorted(space.presets))}")
+    return value
+
+
+def _sequence(pipe, args):
+    """--expressions: comma-separated presets, or a .json/.npy file with codes [T, C] (or preset names)."""
+    import numpy as np
+
+    from .errors import InputError
+    from .pipeline import expression_sequence
+
+    space = pipe.expression_space
+    p = Path(args.expressions)
+    if p.suffix.lower() in (".json", ".npy"):
+        if not p.is_file():
+            raise InputError(f"{p}: expression sequence file not found")
+        data = np.load(p) if p.suffix.lower() == ".npy" else json.loads(p.read_text())
+        if isinstance(data, list) and data and all(isinstance(x, str) for x in data):
+            return expression_sequence(space, data, args.frames_per_step)
+        codes = np.asarray(data, np.float32)
+        if codes.ndim != 2 or codes.shape[1] != space.dim:
+            raise InputError(f"{p}: expected codes [T, {space.dim}] (one row per frame), got shape {list(codes.shape)}")
+        return codes
+    keys = [k.strip() for k in args.expressions.split(",") if k.strip()]
+    return expression_sequence(space, keys, args.frames_per_step, loop=not args.no_loop)
+
+
+# ---- commands -----------------------------------------------------------------------------------------
+def cmd_reconstruct(args) -> int:
+    from .io.images import save_image
+    from .io.video import write_video
+
+    pipe = _load(args)
+    avatar = _reconstruct(args, pipe)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    expr = _expression(pipe, args.expression)
+    ply = avatar.save_ply(out / "head.ply", expr)
+    _say(args, f"wrote {ply}  ({len(avatar.animate(expr))} Gaussians)")
+    if avatar.preview is not None:
+        save_image(out / "preview.png", avatar.preview)
+        _say(args, f"wrote {out / 'preview.png'}")
+    if args.frames > 0:
+        with _Bar("turntable", args.quiet) as bar:
+            frames = avatar.turntable(args.frames, args.size, expr, elevation=args.elevation, progress=bar)
+        video = write_video(out / f"turntable.{args.video_format}", frames, fps=args.fps)
+        _say(args, f"wrote {video}")
+    return 0
+
+
+def cmd_animate(args) -> int:
+    from .io.video import write_video
+
+    pipe = _load(args)
+    codes = _sequence(pipe, args)
+    avatar = _reconstruct(args, pipe)
+    with _Bar("animate", args.quiet) as bar:
+        frames = avatar.animation(codes, (args.azimuth, args.elevation), size=args.size, progress=bar)
+    video = write_video(args.out, frames, fps=args.fps)
+    _say(args, f"wrote {video}  ({len(frames)} frames)")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .io.images import save_image
+
+    out = Path(args.out)
+    if len(args.inputs) == 1 and args.inputs[0].lower().endswith(".ply"):
+        # render a .ply directly: no network, no weights
+        from .io.ply import load_ply
+        from .pipeline import orbit_camera
+        from .render import render
+
+        g = load_ply(args.inputs[0])
+        img = render(g, orbit_camera(args.azimuth, args.elevation, args.size)).color[0]
+        save_image(out, img.clamp(0, 1).numpy())
+    else:
+        pipe = _load(args)
+        avatar = _reconstruct(args, pipe)
+        img = avatar.render((args.azimuth, args.elevation), _expression(pipe, args.expression), size=args.size)
+        save_image(out, img)
+    _say(args, f"wrote {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    pipe = _load(args)
+    avatar = _reconstruct(args, pipe)
+    expr = _expression(pipe, args.expression)
+    path = avatar.save_ply(args.out, expr, orientation=args.orientation)
+    _say(args, f"wrote {path}  ({len(avatar.animate(expr))} Gaussians, {args.orientation})")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .data.capture_folder import synth
+
+    paths = synth(args.out, subjects=args.subjects, seed=args.seed, views=args.views, size=args.size)
+    if paths:
+        for p in paths if isinstance(paths, (list, tuple)) else [paths]:
+            _say(args, f"wrote {p}")
+    else:
+        _say(args, f"wrote {args.subjects} capture folder(s) under {args.out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train_main
+
+    return int(train_main(list(args.rest)) or 0)
+
+
+def cmd_eval(args) -> int:
+    from .eval import eval_main
+
+    return int(eval_main(list(args.rest)) or 0)
+
+
+# ---- parser -------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avat3r",
+        description="Avat3r: animatable 3D Gaussian head avatars from a few photos.",
+        epilog="Examples:\n"
+               "  avat3r synth --out captures --subjects 1 --views 4 --size 256\n"
+               "  avat3r reconstruct captures/<subject> -o out/      # head.ply + turntable.mp4\n"
+               "  avat3r reconstruct me1.jpg me2.jpg me3.jpg -o out/\n"
+               "  avat3r animate me*.jpg --expressions neutral,smile,surprise -o smile.mp4\n"
+               "  avat3r render out/head.ply --azimuth 30 -o view.png\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sp):
+        # allow --debug/--quiet after the subcommand too
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    r = sub.add_parser("reconstruct", help="photos or a capture folder -> head.ply + turntable video")
+    _add_model_args(r)
+    r.add_argument("-o", "--out", default="avat3r_out", help="output folder (default ./avat3r_out)")
+    r.add_argument("--expression", default=None, help="preset name, comma-separated code, or .json/.npy (default neutral)")
+    r.add_argument("--frames", type=int, default=48, help="turntable frames; 0 = no video (default 48)")
+    r.add_argument("--size", type=int, default=256, help="turntable size in pixels (default 256)")
+    r.add_argument("--elevation", type=float, default=5.0, help="turntable elevation in degrees (default 5)")
+    r.add_argument("--fps", type=float, default=24.0)
+    r.add_argument("--video-format", choices=("mp4", "gif"), default="mp4")
+    common(r)
+    r.set_defaults(func=cmd_reconstruct)
+
+    a = sub.add_parser("animate", help="photos or a capture folder + an expression sequence -> video")
+    _add_model_args(a)
+    a.add_argument("-o", "--out", default="animation.mp4", help="output video (.mp4 or .gif)")
+    a.add_argument("--expressions", default="neutral,smile,surprise",
+                   help="comma-separated presets, or a .json/.npy with codes [T, C] (default neutral,smile,surprise)")
+    a.add_argument("--frames-per-step", type=int, default=12, help="frames between two presets (default 12)")
+    a.add_argument("--no-loop", action="store_true", help="do not return to the first expression at the end")
+    a.add_argument("--fps", type=float, default=24.0)
+    _add_view_args(a)
+    common(a)
+    a.set_defaults(func=cmd_animate)
+
+    v = sub.add_parser("render", help="render one view of an avatar (from photos/capture) or of a .ply")
+    v.add_argument("inputs", nargs="+", help="a .ply file, or 1-8 photos / a capture folder")
+    v.add_argument("--weights", default=None)
+    v.add_argument("--device", default=None)
+    v.add_argument("--cameras", default=None)
+    v.add_argument("-o", "--out", default="render.png", help="output image (.png/.jpg)")
+    v.add_argument("--expression", default=None)
+    _add_view_args(v, 512)
+    common(v)
+    v.set_defaults(func=cmd_render)
+
+    e = sub.add_parser("export", help="photos or a capture folder -> a standard 3DGS .ply")
+    _add_model_args(e)
+    e.add_argument("-o", "--out", default="head.ply")
+    e.add_argument("--expression", default=None)
+    e.add_argument("--orientation", choices=("y_up", "y_down"), default="y_up",
+                   help="y_up (our frame, Gradio/three.js) or y_down (COLMAP/3DGS convention); default y_up")
+    common(e)
+    e.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("synth", help="write SynthHeads capture folders (procedural heads with cameras and expressions)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--subjects", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--views", type=int, default=4)
+    s.add_argument("--size", type=int, default=256)
+    common(s)
+    s.set_defaults(func=cmd_synth)
+
+    t = sub.add_parser("train", help="train a model (see `avat3r train --help`)", add_help=False)
+    t.add_argument("rest", nargs=argparse.REMAINDER)
+    t.set_defaults(func=cmd_train)
+    ev = sub.add_parser("eval", help="evaluate a model (see `avat3r eval --help`)", add_help=False)
+    ev.add_argument("rest", nargs=argparse.REMAINDER)
+    ev.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    args.quiet = getattr(args, "quiet", False)
+    debug = getattr(args, "debug", False) or os.environ.get("AVAT3R_DEBUG") == "1"
+    if debug:
+        return int(args.func(args) or 0)
+    from .errors import Avat3rError
+
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("avat3r: interrupted", file=sys.stderr)
+        return 130
+    except (Avat3rError, OSError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"avat3r: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as e:
+        print(f"avat3r: error: this command needs the missing module {e.name!r}; install avat3r with its dependencies "
+              "(pip install -e .)", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # a bug, not a user error: still one line, the traceback is behind --debug
+        print(f"avat3r: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Training/evaluation samples from SynthHeads, following the paper's data sampling (supp. C).
+
+One sample = one identity; V input views (default 4) chosen by k-farthest viewpoint sampling from 10
+candidates among the dome cameras that are not back-only, each at its own random expression and head pose
+(inconsistent inputs; ``consistent_inputs=True`` for the ablation); T = 8 supervision views of one target
+expression from all cameras; the position prior (default: the weight-free visual hull) computed from the input
+masks and cameras only. Deterministic by (config.seed, index); generation runs on ``config.device``.
+
+Sample dict (tensors on the configured device)::
+
+    input_images [V, 3, H, W]   input_masks [V, 1, H, W]   input_cameras Cameras(V)
+    prior_positions [V, 3, H, W] (metres)   prior_confidence [V, 1, H, W] (> 0.5 = keep)
+    target_images [T, 3, Ht, Wt]   target_masks [T, 1, Ht, Wt]   target_cameras Cameras(T)
+    target_expression [C]   input_expressions [V, C]   identity_seed int   index int
+    input_camera_ids [V]  target_camera_ids [T] (dome indices)
+
+``collate`` batches a list of samples (cameras become lists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..cameras import Cameras, k_farthest_viewpoints
+from ..errors import InputError
+from ..priors.visual_hull import VisualHullConfig, depth_to_positions, visual_hull_maps
+from .dome import DomeConfig, back_only, fold_head_pose, head_crops, head_pose_matrix, make_dome
+from .expressions import sample_expression
+from .identity import split_seeds
+from .synthheads import get_rig
+
+PRIORS = ("visual_hull", "oracle", "none")
+
+
+@dataclass
+class SamplerConfig:
+    num_inputs: int = 4                 # V (1..8)
+    num_targets: int = 8                # T
+    n_candidates: int = 10              # k-farthest candidate set size
+    input_size: int = 512
+    target_size: int = 667
+    consistent_inputs: bool = False     # ablation: all inputs at one expression and head pose
+    prior: str = "visual_hull"          # "visual_hull" | "oracle" (ablation only) | "none"
+    split: str = "train"
+    identities: tuple | None = None     # explicit identity seeds (overrides split)
+    head_pose_deg: tuple = (15.0, 10.0, 5.0)  # max |yaw|, |pitch|, |roll| of the head inside the dome
+    crop_jitter: float = 0.03
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "auto"               # renderer backend
+    dome: DomeConfig = field(default_factory=DomeConfig)
+    hull: VisualHullConfig = field(default_factory=VisualHullConfig)
+
+    def validate(self) -> None:
+        if not 1 <= self.num_inputs <= 8:
+            raise InputError(f"SamplerConfig.num_inputs must be in 1..8, got {self.num_inputs}")
+        if self.num_targets < 1:
+            raise InputError(f"SamplerConfig.num_targets must be >= 1, got {self.num_targets}")
+        if self.prior not in PRIORS:
+            raise InputError(f"SamplerConfig.prior must be one of {PRIORS}, got {self.prior!r}")
+
+
+class SynthHeadsSampler:
+    """Makes paper-style samples from SynthHeads: ``sampler.sample(index) -> dict``."""
+
+    def __init__(self, config: SamplerConfig | None = None, **overrides):
+        cfg = config or SamplerConfig()
+        for k, v in overrides.items():
+            if not hasattr(cfg, k):
+                raise InputError(f"SamplerConfig has no field {k!r}")
+            setattr(cfg, k, v)
+        cfg.validate()
+        self.config = cfg
+        self.device = torch.device(cfg.device)
+        self.dome = make_dome(cfg.dome)
+        self.allowed = ~back_only(self.dome.cameras)
+        self.seeds = list(cfg.identities) if cfg.identities is not None else split_seeds(cfg.split)
+
+    def identity_for(self, index: int, rng: np.random.Generator) -> int:
+        if self.config.split == "train" and self.config.identities is None:
+            return int(self.seeds[int(rng.integers(len(self.seeds)))])
+        return int(self.seeds[index % len(self.seeds)])  # evaluation: cycle through the identities
+
+    def _pose(self, rng) -> torch.Tensor:
+        y, p, r = self.config.head_pose_deg
+        return head_pose_matrix(rng.uniform(-y, y), rng.uniform(-p, p), rng.uniform(-r, r))
+
+    def sample(self, index: int) -> dict:
+        from ..render import render
+
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, int(index), 0xDA7A])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        ident = self.identity_for(index, rng)
+        V, T = cfg.num_inputs, cfg.num_targets
+        # expressions and head poses: one per input "timestep", one for the target timestep
+        z_t = sample_expression(rng)
+        if cfg.consistent_inputs:
+            z_in = np.repeat(sample_expression(rng)[None], V, 0)
+            pose = self._pose(rng)
+            poses_in = [pose] * V
+        else:
+            z_in = np.stack([sample_expression(rng) for _ in range(V)])
+            poses_in = [self._pose(rng) for _ in range(V)]
+        pose_t = self._pose(rng)
+        # cameras: k-farthest inputs among non-back views; targets from all cameras
+        in_ids = k_farthest_viewpoints(self.dome.cameras.centers, V, n_candidates=max(cfg.n_candidates, V),
+                                       allowed=self.allowed, generator=gen)
+        tg_ids = torch.randperm(len(self.dome.names), generator=gen)[:T].tolist()
+        full = self.dome.cameras
+        cam_in = Cameras.cat([fold_head_pose(full[i], poses_in[k]) for k, i in enumerate(in_ids)])
+        cam_in = head_crops(cam_in, cfg.input_size, jitter=cfg.crop_jitter, generator=gen)
+        cam_t = head_crops(fold_head_pose(full[tg_ids], pose_t), cfg.target_size, jitter=cfg.crop_jitter, generator=gen)
+        # geometry and rendering
+        rig = get_rig(ident, self.device)
+        if cfg.consistent_inputs:
+            heads = rig.pose(np.concatenate([z_in[:1], z_t[None]]))
+            g_in, g_t = [heads[0]] * V, heads[1]
+        else:
+            heads = rig.pose(np.concatenate([z_in, z_t[None]]))
+            g_in, g_t = heads[:V], heads[V]
+        dev = self.device
+        cam_in_d, cam_t_d = cam_in.to(dev), cam_t.to(dev)
+        with torch.no_grad():
+            outs = [render(g_in[k], cam_in_d[k], backend=cfg.backend) for k in range(V)]
+            img_in = torch.cat([o.color for o in outs])
+            a_in = torch.cat([o.alpha for o in outs])
+            out_t = render(g_t, cam_t_d, backend=cfg.backend)
+            m_in = a_in[..., 0].clamp(0, 1)
+            if cfg.prior == "visual_hull":
+                pos, conf = visual_hull_maps(m_in, cam_in_d, cfg.hull)
+            elif cfg.prior == "oracle":  # ablation only: ground-truth depth
+                depth = torch.cat([o.depth for o in outs])[..., 0]
+                pos = depth_to_positions(depth, cam_in_d)
+                conf = torch.where(m_in > 0.5, m_in.clamp(min=0.51), m_in.clamp(max=0.49))
+            else:
+                pos = torch.zeros(*m_in.shape, 3, device=dev)
+                conf = m_in
+        return {
+            "input_images": img_in.permute(0, 3, 1, 2).contiguous(),
+            "input_masks": a_in.permute(0, 3, 1, 2).contiguous(),
+            "input_cameras": cam_in_d,
+            "prior_positions": pos.permute(0, 3, 1, 2).contiguous(),
+            "prior_confidence": conf[:, None].contiguous(),
+            "target_images": out_t.color.permute(0, 3, 1, 2).contiguous(),
+            "target_masks": out_t.alpha.permute(0, 3, 1, 2).contiguous(),
+            "target_cameras": cam_t_d,
+            "target_expression": torch.as_tensor(z_t, device=dev),
+            "input_expressions": torch.as_tensor(z_in, device=dev),
+            "identity_seed": ident,
+            "index": int(index),
+            "input_camera_ids": torch.as_tensor(in_ids),
+            "target_camera_ids": torch.as_tensor(tg_ids),
+        }
+
+
+def collate(samples: list[dict]) -> dict:
+    """Batch samples: tensors are stacked [B, ...]; Cameras and ints become lists."""
+    out = {}
+    for k in samples[0]:
+        vals = [s[k] for s in samples]
+        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out
+
+
+class SynthHeadsDataset(torch.utils.data.Dataset):
+    """Map-style dataset of ``length`` samples; item i is ``sampler.sample(offset + i)`` (deterministic)."""
+
+    def __init__(self, config: SamplerConfig | None = None, length: int = 100_000, offset: int = 0, **overrides):
+        self.sampler = SynthHeadsSampler(config, **overrides)
+        self.length, self.offset = int(length), int(offset)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        return self.sampler.sample(self.offset + i)
+
+
+class SynthHeadsStream(torch.utils.data.IterableDataset):
+    """Endless stream; worker- and rank-aware: worker w of n (and rank r of R) yields indices
+    start + (r * n + w) + k * (n * R), so no two workers produce the same sample."""
+
+    def __init__(self, config: SamplerConfig | None = None, start: int = 0, rank: int = 0, world_size: int = 1, **overrides):
+        self.sampler = SynthHeadsSampler(config, **overrides)
+        self.start, self.rank, self.world = int(start), int(rank), int(world_size)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        stride = n * self.world
+        i = self.start + self.rank * n + w
+        while True:
+            yield self.sampler.sample(i)
+            i += stride

@@ -1,0 +1,121 @@
+"""Inputs of the front end: photos (any orientation, size, mode), video frames, capture folders.
+
+Pixels go through ``avat3r.io.images`` (EXIF orientation, RGBA, 16-bit, grayscale, palette). This module adds what
+the front end needs besides pixels: the 35 mm-equivalent focal length from EXIF, whether the photo is grayscale,
+and frame sampling for videos.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.images import load_image_rgba
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
+MIN_SIDE = 64  # below this no face detector or crop is meaningful
+
+__all__ = ["Photo", "load_photo", "read_video_candidates", "is_video", "focal35_from_exif"]
+
+
+@dataclass
+class Photo:
+    """One input view. image [H, W, 3] float32 in [0, 1], upright; alpha [H, W] or None (from RGBA files);
+    focal_35mm from EXIF or None; grayscale: the photo has no colour; name: for messages and view names."""
+
+    image: np.ndarray
+    name: str
+    focal_35mm: float | None = None
+    grayscale: bool = False
+    alpha: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def focal35_from_exif(src) -> float | None:
+    """35 mm-equivalent focal length (mm) from a photo's EXIF, or None. Reads FocalLengthIn35mmFilm (0xA405);
+    otherwise FocalLength (0x920A) with the focal-plane resolution (0xA20E/0xA210) and the image width."""
+    from PIL import Image
+
+    try:
+        img = src if isinstance(src, Image.Image) else Image.open(src)
+        exif = img.getexif()
+        ifd = exif.get_ifd(0x8769) if exif else {}
+    except Exception:  # EXIF is optional: a malformed block must not reject a good photo
+        return None
+    f35 = ifd.get(0xA405) or (exif.get(0xA405) if exif else None)
+    try:
+        if f35 and float(f35) > 0:
+            return float(f35)
+        f = ifd.get(0x920A)
+        xres, unit = ifd.get(0xA20E), ifd.get(0xA210, 2)
+        w = ifd.get(0xA002) or img.size[0]
+        if f and xres and float(xres) > 0:
+            mm_per_unit = {2: 25.4, 3: 10.0, 4: 1.0}.get(int(unit), 25.4)
+            sensor_w = float(w) / float(xres) * mm_per_unit
+            if sensor_w > 1:
+                return float(f) * 36.0 / sensor_w
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _is_gray(img: np.ndarray) -> bool:
+    sub = img[:: max(1, img.shape[0] // 128), :: max(1, img.shape[1] // 128)]
+    return float(np.abs(sub - sub.mean(-1, keepdims=True)).max()) < 2.0 / 255
+
+
+def is_video(src) -> bool:
+    return isinstance(src, (str, os.PathLike)) and Path(src).suffix.lower() in VIDEO_SUFFIXES
+
+
+def load_photo(src, name: str) -> Photo:
+    """Read one photo (path, PIL image, bytes or array). Raises InputError naming ``name`` when unusable."""
+    from PIL import Image
+
+    if isinstance(src, (str, os.PathLike)) and Path(src).is_dir():
+        raise InputError(f"{name}: {src} is a folder; give image files, or a capture folder as the only input")
+    rgb, alpha = load_image_rgba(src, name)
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"{name} is too small ({w}x{h} pixels): use a photo of at least 256 pixels on the short "
+                         "side where the face is at least 80 pixels wide")
+    f35 = focal35_from_exif(src) if isinstance(src, (str, os.PathLike, Image.Image)) else None
+    return Photo(rgb, name, f35, _is_gray(rgb), alpha)
+
+
+def read_video_candidates(path, n_candidates: int = 32, name: str | None = None) -> tuple[list[np.ndarray], list[int], float]:
+    """Decode about ``n_candidates`` evenly spaced frames of a video -> (frames [H, W, 3] uint8, indices, fps).
+
+    Frames are decoded in one pass and only the sampled ones are kept, so long videos stay within memory."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    name = name or str(path)
+    if not path.exists():
+        raise InputError(f"{name}: video file not found")
+    try:
+        reader = imageio.get_reader(path, format="FFMPEG")
+        meta = reader.get_meta_data()
+        fps = float(meta.get("fps") or 25.0)
+        n = reader.count_frames() if hasattr(reader, "count_frames") else None
+        if not n or n <= 0:
+            dur = float(meta.get("duration") or 0)
+            n = max(1, int(dur * fps))
+        step = max(1, n // n_candidates)
+        frames, idx = [], []
+        for i, f in enumerate(reader):
+            if i % step == 0:
+                frames.append(np.ascontiguousarray(f[..., :3]))
+                idx.append(i)
+        reader.close()
+    except Exception as e:  # ffmpeg reports many different failures; all mean "cannot decode"
+        raise InputError(f"{name}: cannot decode this video ({type(e).__name__}: {str(e)[:200]}); "
+                         "use an mp4 (H.264) file, or give a few photos instead") from None
+    if not frames:
+        raise InputError(f"{name}: the video has no frames; use another video or a few photos")
+    return frames, idx, fps

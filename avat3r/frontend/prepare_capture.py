@@ -1,0 +1,456 @@
+"""The front end's entry point: photos, a video or a capture folder -> a posed, masked, head-centric Capture.
+
+Steps per view (each in its own module): load (``load``), find the person's face and 68 landmarks (``faces``),
+camera from landmarks by PnP against the 3D template (``pose``, ``landmark_template``), head-centric square crop
+with K kept consistent (``crop``), background mask (``mask``), and a report with a preview image (``preview``).
+Views that cannot be used are listed in ``failures`` with a message saying what to do; an error is raised only
+when no view is usable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..cameras import Cameras, read_cameras_json
+from ..capture import Capture
+from ..errors import InputError
+from .crop import crop_square, head_crop_box, head_outside_fraction
+from .load import IMAGE_SUFFIXES, Photo, is_video, load_photo, read_video_candidates
+from .mask import MaskConfig, head_mask
+from .pose import DEFAULT_FOCAL_35MM, azimuth_elevation, intrinsics_from_focal35, solve_pose
+
+__all__ = ["FrontendConfig", "FrontendResult", "Failure", "ViewInfo", "prepare"]
+
+
+@dataclass
+class FrontendConfig:
+    """Settings of the front end (defaults suit phone photos and the 256 px model).
+
+    detect_size: long side of the copy the face detector sees; use_cnn / try_rotations: fallbacks when HOG finds
+    no upright face; focal_35mm: force a focal length (else EXIF, else DEFAULT_FOCAL_35MM); crop_scale: >1 gives
+    more margin around the head; min_face_px: smaller faces are refused; max_cut_off: a view whose head box reaches
+    this far (fraction) past the photo's edge is refused; identity_threshold: dlib embedding distance above which
+    two faces are different people; video_candidates: frames decoded from a video to choose views from;
+    background: RGB that replaces the masked-out background in Capture.images (None keeps the photo's pixels)."""
+
+    detect_size: int = 640
+    use_cnn: bool = True
+    try_rotations: bool = True
+    focal_35mm: float | None = None
+    crop_scale: float = 1.0
+    min_face_px: float = 40.0
+    max_cut_off: float = 0.45
+    identity_threshold: float = 0.6
+    video_candidates: int = 24
+    background: tuple[float, float, float] | None = (0.0, 0.0, 0.0)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+
+
+@dataclass
+class Failure:
+    """An input view that was not used: its position (0-based), name and the message saying what to do."""
+
+    index: int
+    name: str
+    message: str
+
+
+@dataclass
+class ViewInfo:
+    """What the front end found for one kept view (all pixel values in the upright full photo unless noted).
+
+    quarter_turns: the photo was turned by np.rot90(k) to find the face; box: crop (x0, y0, w, h);
+    landmarks_crop [68, 2] in crop pixels (None when cameras were given); reprojection_px: weighted RMS landmark
+    reprojection error in photo pixels; K_full / world_to_cam: the camera of the upright full photo."""
+
+    name: str
+    source_index: int
+    frame_index: int | None
+    quarter_turns: int
+    box: np.ndarray
+    K_full: np.ndarray
+    world_to_cam: np.ndarray
+    landmarks_crop: np.ndarray | None = None
+    face_px: float | None = None
+    reprojection_px: float | None = None
+    azimuth_deg: float = 0.0
+    elevation_deg: float = 0.0
+    focal_source: str = "given"
+    identity_distance: float | None = None
+
+
+@dataclass
+class FrontendResult:
+    """capture: the posed, masked, head-centric views; report: what was done, one message a line; preview:
+    [H, W, 3] uint8 grid (crops, landmarks, masks, camera top view); failures: views not used and why;
+    views: per-view details; raw_crops [V, S, S, 3]: the crops before the background was replaced."""
+
+    capture: Capture
+    report: list[str]
+    preview: np.ndarray
+    failures: list[Failure]
+    views: list[ViewInfo]
+    raw_crops: np.ndarray
+
+
+# ---- input normalisation ----------------------------------------------------------------------------------
+def _is_capture_folder(src) -> bool:
+    return isinstance(src, (str, os.PathLike)) and Path(src).is_dir() and (Path(src) / "cameras.json").exists()
+
+
+def _read_capture_folder(path: Path) -> tuple[list[Any], list[str], Cameras, list[np.ndarray | None]]:
+    """images/<view>.*, cameras.json, masks/<view>.png -> (image paths, names, cameras, masks or None each)."""
+    names, cams = read_cameras_json(path / "cameras.json")
+    imgs, masks = [], []
+    for n in names:
+        cands = [p for p in sorted((path / "images").glob(f"{n}.*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not cands:
+            raise InputError(f"{path}: cameras.json names view {n!r} but images/{n}.png (or .jpg) is missing")
+        imgs.append(cands[0])
+        m = [p for p in sorted((path / "masks").glob(f"{n}.*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+        masks.append(m[0] if m else None)
+    return imgs, names, cams, masks
+
+
+def _as_list(inputs) -> list:
+    if isinstance(inputs, (str, os.PathLike, bytes)) or isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3):
+        return [inputs]
+    if hasattr(inputs, "size") and hasattr(inputs, "mode"):  # a PIL image
+        return [inputs]
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
+        return list(inputs)
+    return list(inputs)
+
+
+def _view_name(src, i: int, used: set) -> str:
+    base = Path(src).stem if isinstance(src, (str, os.PathLike)) else f"view{i:02d}"
+    name, k = base, 1
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name
+
+
+# ---- the pipeline -------------------------------------------------------------------------------------------
+def prepare(
+    inputs,
+    *,
+    size: int = 256,
+    cameras: Cameras | None = None,
+    masks: Sequence[np.ndarray | None] | None = None,
+    max_views: int = 8,
+    config: FrontendConfig | None = None,
+) -> FrontendResult:
+    """Turn 1..n photos (paths, PIL images, HxWx3 arrays), a video path, or a capture folder path into a Capture of
+    at most ``max_views`` head-centric size x size views with masks and cameras.
+
+    cameras: Cameras of the (upright) input photos in the head-centric frame: used instead of estimating them
+    (no face detector needed). masks: one [H, W] foreground mask (or None) per photo, used instead of GrabCut.
+    Raises InputError when no view is usable (the message lists why each failed)."""
+    cfg = config or FrontendConfig()
+    if size < 16:
+        raise InputError(f"size must be at least 16 pixels, got {size}")
+    report: list[str] = []
+    failures: list[Failure] = []
+
+    # -- what kind of input ----------------------------------------------------------------------------------
+    frames_idx: list[int | None]
+    video = False
+    if _is_capture_folder(inputs):
+        folder = Path(inputs)
+        srcs, names, cams_in, mask_srcs = _read_capture_folder(folder)
+        if cameras is None:
+            cameras = cams_in
+        if masks is None:
+            masks = mask_srcs
+        report.append(f"capture folder {folder}: {len(srcs)} views with cameras"
+                      + (f", {sum(m is not None for m in mask_srcs)} with masks" if any(m is not None for m in mask_srcs) else ""))
+        frames_idx = [None] * len(srcs)
+    elif is_video(inputs):
+        frames, frames_idx, fps = read_video_candidates(inputs, cfg.video_candidates, name=f"video {Path(inputs).name}")
+        srcs = frames
+        names = [f"frame{i:05d}" for i in frames_idx]
+        video = True
+        report.append(f"video {Path(inputs).name}: sampled {len(frames)} frames of {frames_idx[-1] + 1}+ at {fps:.0f} fps "
+                      "to choose views with different head poses")
+        if cameras is not None:
+            raise InputError("cameras cannot be given with a video (frames are chosen automatically); give the frames "
+                             "as images with their cameras, or a capture folder")
+    else:
+        srcs = _as_list(inputs)
+        if not srcs:
+            raise InputError("no images given: pass 1 to 8 photos, a video file or a capture folder")
+        used: set = set()
+        names = [_view_name(s, i, used) for i, s in enumerate(srcs)]
+        frames_idx = [None] * len(srcs)
+    n = len(srcs)
+    if cameras is not None and len(cameras) != n:
+        raise InputError(f"got {len(cameras)} cameras for {n} images: give one camera per image (same order)")
+    if masks is not None and len(masks) != n:
+        raise InputError(f"got {len(masks)} masks for {n} images: give one mask (or None) per image")
+
+    def label(i: int) -> str:
+        what = "frame" if video else "photo"
+        extra = f" ({Path(srcs[i]).name})" if isinstance(srcs[i], (str, os.PathLike)) else ""
+        return f"{what} {i + 1} of {n}{extra}" if not video else f"frame {frames_idx[i]}"
+
+    detector = None
+    if cameras is None:
+        from .faces import FaceDetector
+
+        detector = FaceDetector(cfg.detect_size, cfg.use_cnn, cfg.try_rotations)  # raises, naming what to install
+
+    # -- per view: load, detect, pose --------------------------------------------------------------------------
+    cands: list[dict] = []
+    ref_face_emb = ref_face = ref_img = None
+    ref_name = None
+    for i, src in enumerate(srcs):
+        try:
+            photo = Photo(src.astype(np.float32) / 255.0, names[i]) if video else load_photo(src, label(i))
+        except InputError as e:
+            failures.append(Failure(i, names[i], str(e)))
+            continue
+        img = photo.image
+        H, W = img.shape[:2]
+        if photo.grayscale and not video:
+            report.append(f"{label(i)} is grayscale: the avatar's colours will be grey in views it covers")
+        if photo.alpha is not None and masks is None and photo.alpha.min() < 0.5:
+            report.append(f"{label(i)} has a transparent background: its alpha channel is used as the mask")
+        if cameras is not None:
+            K = cameras.K[i].double().numpy()
+            w2c = cameras.world_to_cam[i].double().numpy()
+            if int(cameras.width[i]) != W or int(cameras.height[i]) != H:
+                failures.append(Failure(i, names[i], f"{label(i)} is {W}x{H} pixels but its camera says "
+                                        f"{int(cameras.width[i])}x{int(cameras.height[i])}: give the camera of the image as stored"))
+                continue
+            if (w2c[:3, :3] @ np.zeros(3) + w2c[:3, 3])[2] <= 0:
+                failures.append(Failure(i, names[i], f"the head (world origin) is behind the camera of {label(i)}: "
+                                        "cameras must be world_to_cam in the head-centric frame (OpenCV)"))
+                continue
+            cands.append(dict(i=i, photo=photo, K=K, w2c=w2c, k=0, face=None, focal="given"))
+            continue
+
+        faces, k = detector.detect(img, fallbacks=not video)
+        if not faces:
+            failures.append(Failure(i, names[i], f"no face found in {label(i)}: use a photo where the face is visible "
+                                    "and at least 80 pixels wide (the back or side of a head, cartoons and covered faces "
+                                    "are not detected), or give cameras and masks with a capture folder"))
+            continue
+        if k:
+            img = np.ascontiguousarray(np.rot90(img, k))
+            photo.image = img
+            if photo.alpha is not None:
+                photo.alpha = np.ascontiguousarray(np.rot90(photo.alpha, k))
+            H, W = img.shape[:2]
+            report.append(f"{label(i)}: the face was found only after turning the photo by {90 * k} degrees "
+                          "(missing orientation tag?); it is used turned")
+        # -- whose face: the largest in the first usable photo, then the same person by identity embedding
+        face = faces[0]
+        dist = None
+        if ref_face is None:
+            ref_face, ref_img = face, img
+            if len(faces) > 1:
+                c = face.box.reshape(2, 2).mean(0)
+                report.append(f"{label(i)}: {len(faces)} faces found; using the largest (centred at x={c[0]:.0f}, "
+                              f"y={c[1]:.0f}, {face.width:.0f} px wide) and the same person in the other photos")
+            ref_name = label(i)
+        elif len(faces) > 1 or not video:
+            if ref_face_emb is None:
+                ref_face_emb = detector.embedding((ref_img * 255 + 0.5).astype(np.uint8), ref_face)
+            u8 = (img * 255 + 0.5).astype(np.uint8)
+            embs = [detector.embedding(u8, f) for f in faces] if len(faces) > 1 else [detector.embedding(u8, face)]
+            dists = [float(np.linalg.norm(e - ref_face_emb)) for e in embs]
+            j = int(np.argmin(dists))
+            face, dist = faces[j], dists[j]
+            if len(faces) > 1:
+                if dist > cfg.identity_threshold:
+                    failures.append(Failure(i, names[i], f"{label(i)}: none of its {len(faces)} faces matches the person "
+                                            f"in {ref_name} (best identity distance {dist:.2f} > {cfg.identity_threshold}); "
+                                            "use photos of one person, or crop this photo to that person"))
+                    continue
+                report.append(f"{label(i)}: {len(faces)} faces found; using the one that matches {ref_name} "
+                              f"(identity distance {dist:.2f})")
+            elif dist > cfg.identity_threshold and not video:
+                report.append(f"warning: the face in {label(i)} may be a different person than in {ref_name} "
+                              f"(identity distance {dist:.2f} > {cfg.identity_threshold}); use photos of one person")
+        if face.width < cfg.min_face_px:
+            failures.append(Failure(i, names[i], f"the face in {label(i)} is too small ({face.width:.0f} px wide): use a "
+                                    "photo where the face is at least 80 pixels wide (closer, or higher resolution)"))
+            continue
+        if cfg.focal_35mm is not None:
+            f35, fsrc = cfg.focal_35mm, "config"
+        elif photo.focal_35mm is not None:
+            f35, fsrc = photo.focal_35mm, "exif"
+        else:
+            f35, fsrc = DEFAULT_FOCAL_35MM, "default"
+        K = intrinsics_from_focal35(f35, W, H)
+        pose = solve_pose(face.landmarks, K)
+        iod = float(np.linalg.norm(face.landmarks[42:48].mean(0) - face.landmarks[36:42].mean(0)))
+        if pose.rms > 0.35 * max(iod, 1.0):
+            failures.append(Failure(i, names[i], f"the landmarks found in {label(i)} do not fit a human face (error "
+                                    f"{pose.rms:.0f} px; a cartoon, drawing or a strongly turned head?): use a photo of "
+                                    "a real face seen from the front or side, or give cameras with a capture folder"))
+            continue
+        cands.append(dict(i=i, photo=photo, K=K, w2c=pose.world_to_cam, k=k, face=face, focal=fsrc, rms=pose.rms,
+                          dist=dist, f35=f35))
+
+    # -- crop, cut-off check -----------------------------------------------------------------------------------
+    kept = []
+    for c in cands:
+        i, img = c["i"], c["photo"].image
+        H, W = img.shape[:2]
+        out = head_outside_fraction(c["K"], c["w2c"], W, H)
+        worst = max(out, key=out.get)
+        face = c["face"]
+        if face is not None:  # the face itself cut by the photo's edge: its landmarks are guesses
+            lm, tol = face.landmarks, 0.05 * face.width
+            past = {"left": -lm[:, 0].min(), "right": lm[:, 0].max() - W, "top": -lm[:, 1].min(), "bottom": lm[:, 1].max() - H}
+            side = max(past, key=past.get)
+            if past[side] > tol:
+                failures.append(Failure(i, names[i], f"the face is cut off at the {side} edge of {label(i)}: use a photo "
+                                        "that shows the whole head with some space around it"))
+                continue
+        if out[worst] > cfg.max_cut_off:
+            failures.append(Failure(i, names[i], f"the head is cut off at the {worst} edge of {label(i)} (about "
+                                    f"{100 * out[worst]:.0f}% of it is outside the photo): use a photo that shows the "
+                                    "whole head with some space around it"))
+            continue
+        c["out"] = out
+        kept.append(c)
+    if not kept:
+        msgs = "\n  ".join(f.message for f in failures)
+        raise InputError(f"no usable {'frame' if video else 'image'} among {n}:\n  {msgs}")
+
+    # -- choose at most max_views diverse views ----------------------------------------------------------------
+    if len(kept) > max_views:
+        kept = _diverse(kept, max_views)
+        what = "frames" if video else "views"
+        report.append(f"kept {max_views} of {len(cands)} usable {what}, chosen for the most different head poses")
+
+    # -- crop + mask -------------------------------------------------------------------------------------------
+    crops, mks, infos, Ks, w2cs, raws = [], [], [], [], [], []
+    for c in kept:
+        i, photo = c["i"], c["photo"]
+        img = photo.image
+        H, W = img.shape[:2]
+        worst = max(c["out"], key=c["out"].get)
+        if c["out"][worst] > 0.08:
+            report.append(f"{label(i)}: the head reaches past the {worst} edge (about {100 * c['out'][worst]:.0f}%); "
+                          "the missing part is left empty")
+        box = head_crop_box(c["K"], c["w2c"], cfg.crop_scale)
+        crop, valid = crop_square(img, box, size)
+        cam = Cameras(c["K"][None], c["w2c"][None], W, H).crop_resize(box[None], size)
+        Kc = cam.K[0].double().numpy()
+        face = c["face"]
+        lm_crop = None
+        if face is not None:
+            lm_crop = (face.landmarks - box[:2]) * (size / box[2])
+        given = None
+        if masks is not None and masks[i] is not None:
+            given = masks[i]
+        elif photo.alpha is not None and photo.alpha.min() < 0.5:
+            given = photo.alpha
+        if given is not None:
+            m = _load_mask(given, label(i), (H, W), c["k"])
+            mask = crop_square(m[..., None], box, size)[0][..., 0] * valid
+        else:
+            mask = head_mask(crop, Kc, c["w2c"], lm_crop, valid, cfg.mask)
+        raws.append(crop)
+        if cfg.background is not None:
+            bg = np.asarray(cfg.background, np.float32)
+            crop = crop * mask[..., None] + bg * (1 - mask[..., None])
+        crops.append(crop)
+        mks.append(mask)
+        Ks.append(cam.K[0])
+        w2cs.append(cam.world_to_cam[0])
+        az, el = azimuth_elevation(c["w2c"])
+        infos.append(ViewInfo(names[i], i, frames_idx[i], c["k"], box, c["K"], c["w2c"], lm_crop,
+                              None if face is None else face.width, c.get("rms"), az, el, c["focal"], c.get("dist")))
+        if box[2] < 0.6 * size:
+            report.append(f"{label(i)}: the head spans only {box[2]:.0f} px; the {size} px crop is upsampled "
+                          f"{size / box[2]:.1f}x and will look soft (use a higher-resolution photo)")
+    import torch
+
+    cams = Cameras(torch.stack(Ks), torch.stack(w2cs), size, size)
+    capture = Capture(np.stack(crops).astype(np.float32), cams, [v.name for v in infos], np.stack(mks).astype(np.float32),
+                      meta={"frontend": {"size": size, "views": [_info_dict(v) for v in infos]}})
+
+    # -- report ------------------------------------------------------------------------------------------------
+    if cameras is None:
+        fs = sorted({v.focal_source for v in infos})
+        if "default" in fs:
+            report.append(f"no focal length in the photos' EXIF: assumed a {DEFAULT_FOCAL_35MM:.0f} mm-equivalent lens")
+        azs = [v.azimuth_deg for v in infos]
+        report.append("cameras estimated from face landmarks: azimuth " + ", ".join(f"{a:+.0f}" for a in azs)
+                      + " deg (0 = frontal, + = subject's left); landmark error "
+                      + ", ".join(f"{v.reprojection_px:.1f}" for v in infos) + " px")
+        if len(infos) > 1 and max(azs) - min(azs) < 20:
+            report.append("the views are all from about the same direction: photos from the sides (turn the head "
+                          "30-60 degrees) give a better avatar")
+    else:
+        report.append("cameras: given" + ("; masks: given" if masks is not None and all(m is not None for m in masks)
+                                          else "; masks: GrabCut seeded by the cameras"))
+    for f in failures:
+        report.append(f"skipped: {f.message}")
+    report.append(f"capture: {len(infos)} views of {size}x{size} px")
+    from .preview import preview_grid
+
+    preview = preview_grid(capture, infos, raws)
+    return FrontendResult(capture, report, preview, failures, infos, np.stack(raws).astype(np.float32))
+
+
+def _load_mask(src, name: str, hw: tuple[int, int], k: int) -> np.ndarray:
+    """A given mask (path, PIL, array) -> [H, W] float32 in [0, 1], turned like its photo."""
+    from ..io.images import load_image
+
+    if isinstance(src, np.ndarray) and src.ndim == 2:
+        m = src.astype(np.float32)
+        if m.max() > 1.0 + 1e-3:
+            m = m / 255.0
+    else:
+        m = load_image(src, f"mask of {name}").mean(-1)
+    if k:
+        m = np.rot90(m, k)
+    if m.shape != hw:
+        raise InputError(f"the mask of {name} is {m.shape[1]}x{m.shape[0]} but the image is {hw[1]}x{hw[0]}: "
+                         "give masks at the image's size")
+    return np.ascontiguousarray(np.clip(m, 0, 1), dtype=np.float32)
+
+
+def _diverse(cands: list[dict], k: int) -> list[dict]:
+    """Farthest-point sampling over viewing directions, starting from the most frontal view; keeps input order."""
+    dirs = []
+    for c in cands:
+        R, t = c["w2c"][:3, :3], c["w2c"][:3, 3]
+        d = -R.T @ t
+        dirs.append(d / max(np.linalg.norm(d), 1e-9))
+    dirs = np.array(dirs)
+    start = int(np.argmax(dirs[:, 2]))
+    chosen = [start]
+    dist = np.linalg.norm(dirs - dirs[start], axis=1)
+    # ties (a video of a still head) are broken by the landmark fit, so sharper, better-fitting frames win
+    rms = np.array([c.get("rms") or 0.0 for c in cands])
+    for _ in range(k - 1):
+        score = dist - 1e-3 * rms / max(rms.max(), 1e-9)
+        score[chosen] = -np.inf
+        j = int(np.argmax(score))
+        chosen.append(j)
+        dist = np.minimum(dist, np.linalg.norm(dirs - dirs[j], axis=1))
+    return [cands[j] for j in sorted(chosen)]
+
+
+def _info_dict(v: ViewInfo) -> dict:
+    return {
+        "name": v.name, "source_index": v.source_index, "frame_index": v.frame_index, "quarter_turns": v.quarter_turns,
+        "crop_box": [float(x) for x in v.box], "azimuth_deg": round(v.azimuth_deg, 2),
+        "elevation_deg": round(v.elevation_deg, 2), "focal_source": v.focal_source,
+        "reprojection_px": None if v.reprojection_px is None else round(v.reprojection_px, 3),
+        "identity_distance": None if v.identity_distance is None else round(v.identity_distance, 3),
+    }

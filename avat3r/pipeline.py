@@ -1,0 +1,517 @@
+"""The user-facing pipeline: photos or a capture -> Avatar -> animated Gaussians, renders, videos, .ply.
+
+This is the object behind the CLI, the Gradio app and the notebooks (ARCHITECTURE.md, "Public contract")::
+
+    pipe = avat3r.load_pipeline()                    # shipped weights/ (or AVAT3R_WEIGHTS, a path, a Hub id)
+    avatar = pipe.reconstruct(images, cameras=None)  # 1..8 photos / arrays / PIL, a capture folder, a Capture
+    gaussians = avatar.animate("smile")              # a preset name or a code of the model's size
+    frame = avatar.render((30, 5), expression=None)  # HxWx3 uint8, camera = Cameras of 1 or (azimuth, elevation)
+    avatar.save_ply("head.ply")
+
+Stages of ``reconstruct`` (each is one module's job): the front end (load, detect, crop, mask, cameras) unless a
+posed capture is given; the position prior the weights were trained with (eq. 2; visual hull for the shipped
+model); the optional feature backbone (eqs. 5-6); the network's expression-independent ``encode`` once. Each
+``animate`` then runs only the expression-dependent layers (eqs. 8-13) on the cached state.
+
+``progress`` callbacks everywhere are ``progress(fraction in [0, 1], message)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .cameras import Cameras, farthest_point_sampling, intrinsics_from_fov, look_at, plucker_rays, spherical_to_cartesian
+from .capture import Capture
+from .errors import Avat3rError, CheckpointError, InputError
+from .gaussians import Gaussians
+from .head_template import DEFAULT_CAMERA_DISTANCE, DEFAULT_FOV_DEG, HEAD_BOX_CENTER
+
+__all__ = ["load_pipeline", "Pipeline", "Avatar", "default_weights_dir", "orbit_camera", "expression_sequence", "MAX_VIEWS"]
+
+Progress = Callable[[float, str], None]
+MAX_VIEWS = 8  # the network runs any V >= 1; beyond 8 views attention cost grows and returns shrink (paper uses 4)
+WEIGHTS_ENV = "AVAT3R_WEIGHTS"
+
+
+def _tick(progress: Progress | None, frac: float, msg: str) -> None:
+    if progress is not None:
+        progress(float(min(max(frac, 0.0), 1.0)), msg)
+
+
+def _sub(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+    """A callback that maps [0, 1] onto [lo, hi] of ``progress``."""
+    if progress is None:
+        return None
+    return lambda f, msg: progress(lo + (hi - lo) * float(f), msg)
+
+
+# ---- weights ------------------------------------------------------------------------------------------
+def default_weights_dir() -> Path:
+    """``$AVAT3R_WEIGHTS`` when set, else the ``weights/`` folder shipped beside the package (repo root)."""
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
+def load_pipeline(source: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+                  prior: str | None = None) -> "Pipeline":
+    """Load an Avat3r checkpoint (``config.json`` + ``model.safetensors``) into a Pipeline.
+
+    source: None -> ``default_weights_dir()``; a local directory; or a Hugging Face Hub repo id ``owner/name``
+    (with HF_HUB_OFFLINE=1 only the local Hub cache is used). device: "cpu", "cuda", ... (default: cuda when
+    available). prior: must equal the prior the weights were trained with (``config.prior``) when given.
+    Raises CheckpointError saying where to put the weights when none are found.
+    """
+    from .model import Avat3rModel
+
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if source is None:
+        path = default_weights_dir()
+        missing = [n for n in ("config.json", "model.safetensors") if not (path / n).is_file()]
+        if missing:
+            where = f"${WEIGHTS_ENV}={path}" if os.environ.get(WEIGHTS_ENV) else str(path)
+            raise CheckpointError(
+                f"no Avat3r weights found in {where} (missing {', '.join(missing)}). Put a checkpoint's config.json and "
+                f"model.safetensors there, set {WEIGHTS_ENV} to a checkpoint directory, or pass a directory or Hub repo "
+                "id to load_pipeline(...) / --weights"
+            )
+        source = path
+    try:
+        model = Avat3rModel.from_pretrained(source, device=dev)
+    except Avat3rError:
+        raise
+    except (OSError, RuntimeError, ValueError) as e:  # anything else from the hub/safetensors layer
+        raise CheckpointError(f"cannot load Avat3r weights from {source!s}: {e}") from e
+    return Pipeline(model, source=str(source), prior=prior)
+
+
+# ---- cameras and expressions --------------------------------------------------------------------------
+def orbit_camera(azimuth: float, elevation: float, size: int = 256, *, distance: float = DEFAULT_CAMERA_DISTANCE,
+                 fov_deg: float = DEFAULT_FOV_DEG) -> Cameras:
+    """One camera on a sphere around the head box centre (azimuth 0 = frontal, positive = subject's left;
+    elevation positive = from above), framing the whole head in a size x size image."""
+    target = torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)
+    eye = spherical_to_cartesian(float(azimuth), float(elevation), distance) + target
+    K = intrinsics_from_fov(fov_deg, size)
+    return Cameras(K, look_at(eye, target), size, size)
+
+
+def turntable_cameras(n_frames: int, size: int = 256, *, elevation: float = 5.0,
+                      azimuth_range: tuple[float, float] = (-180.0, 180.0)) -> Cameras:
+    """n_frames cameras on an orbit around the head over ``azimuth_range`` (a full loop excludes its endpoint)."""
+    a0, a1 = azimuth_range
+    full = abs((a1 - a0) - 360.0) < 1e-6
+    az = np.linspace(a0, a1, n_frames + 1 if full else n_frames)[:n_frames]
+    return Cameras.cat([orbit_camera(a, elevation, size) for a in az])
+
+
+def expression_sequence(space, keys: Sequence[Any], frames_per_step: int = 12, *, loop: bool = True) -> np.ndarray:
+    """Smoothly interpolate between expressions (preset names or codes) -> codes [T, C] (smoothstep easing).
+
+    With ``loop`` the sequence returns to the first key, so the video loops without a jump."""
+    codes = [np.asarray(space.resolve(k), dtype=np.float32) for k in keys]
+    if not codes:
+        raise InputError("an expression sequence needs at least one preset or code")
+    if len(codes) == 1:
+        return np.repeat(codes[0][None], max(1, frames_per_step), 0)
+    if loop:
+        codes = codes + [codes[0]]
+    frames_per_step = max(1, int(frames_per_step))
+    out = []
+    for a, b in zip(codes[:-1], codes[1:]):
+        t = np.arange(frames_per_step, dtype=np.float32) / frames_per_step
+        t = t * t * (3 - 2 * t)
+        out.append(a[None] * (1 - t[:, None]) + b[None] * t[:, None])
+    if not loop:
+        out.append(codes[-1][None])
+    return np.concatenate(out, 0)
+
+
+# ---- capture handling ---------------------------------------------------------------------------------
+def _is_capture_folder(x) -> bool:
+    return isinstance(x, (str, os.PathLike)) and Path(x).is_dir() and (Path(x) / "cameras.json").is_file()
+
+
+def _is_video(x) -> bool:
+    from .frontend.load import is_video
+
+    return is_video(x)
+
+
+def _resize_square(arr: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    h, w = arr.shape[:2]
+    if (h, w) == (size, size):
+        return arr
+    interp = cv2.INTER_AREA if size < h else cv2.INTER_LINEAR
+    return cv2.resize(arr, (size, size), interpolation=interp)
+
+
+def fit_capture(capture: Capture, size: int) -> Capture:
+    """Centre-crop each view to a square and resize to size x size, keeping K consistent."""
+    h, w = capture.size
+    images, masks, cams = capture.images, capture.masks, capture.cameras
+    if h != w:
+        s = min(h, w)
+        y0, x0 = (h - s) // 2, (w - s) // 2
+        images = images[:, y0:y0 + s, x0:x0 + s]
+        masks = None if masks is None else masks[:, y0:y0 + s, x0:x0 + s]
+        cams = cams.crop([x0, y0, s, s])
+        h = w = s
+    if h != size:
+        images = np.stack([_resize_square(im, size) for im in images]).astype(np.float32)
+        masks = None if masks is None else np.stack([_resize_square(m, size) for m in masks]).astype(np.float32)
+        cams = cams.resize(size, size)
+    return Capture(np.ascontiguousarray(images, np.float32), cams, list(capture.names),
+                   None if masks is None else np.ascontiguousarray(masks, np.float32), capture.expressions, dict(capture.meta))
+
+
+def select_views(capture: Capture, max_views: int = MAX_VIEWS) -> Capture:
+    """Keep at most ``max_views`` views, spread out: farthest-point sampling of the viewing directions,
+    starting from the most frontal camera (deterministic)."""
+    if len(capture) <= max_views:
+        return capture
+    dirs = torch.nn.functional.normalize(capture.cameras.centers, dim=-1)
+    start = int(torch.argmax(dirs[:, 2]))
+    idx = sorted(farthest_point_sampling(dirs, max_views, start))
+    return capture.subset(idx)
+
+
+# ---- priors -------------------------------------------------------------------------------------------
+def _make_prior(name: str, device: torch.device):
+    """The position prior a checkpoint was trained with -> callable(Capture) -> PriorOutput."""
+    if name == "visual_hull":
+        from .priors.visual_hull import VisualHullPrior
+
+        return VisualHullPrior(device=device)
+    if name == "dust3r":
+        try:
+            from .priors.dust3r import Dust3rPrior
+
+            return Dust3rPrior.from_pretrained(device=device)
+        except Avat3rError as e:
+            raise CheckpointError(
+                f"these weights were trained with the DUSt3R position prior, but DUSt3R is not available: {e}. "
+                "Download DUSt3R (see docs/PRIORS.md) or use a checkpoint trained with the visual-hull prior"
+            ) from None
+        except ImportError as e:
+            raise CheckpointError(f"these weights need the DUSt3R position prior, which cannot be imported here ({e})") from None
+    if name == "oracle":
+        raise CheckpointError(
+            "these weights were trained with the 'oracle' prior (ground-truth depth), which exists only for ablations "
+            "on synthetic data; use a checkpoint trained with the 'visual_hull' or 'dust3r' prior"
+        )
+    raise CheckpointError(f"unknown position prior {name!r} in the model config; known: visual_hull, dust3r")
+
+
+def _make_features(name: str, device: torch.device):
+    """Feature backbone (eqs. 5-6) named by the config, e.g. "sapiens-2b" -> callable(images [V,H,W,3]) -> [V,C,h,w]."""
+    try:
+        from .priors.sapiens import SapiensFeatures
+
+        return SapiensFeatures.from_pretrained(name, device=device)
+    except Avat3rError as e:
+        raise CheckpointError(
+            f"these weights were trained with {name} features, but that backbone is not available: {e}. "
+            "Download it (see docs/PRIORS.md) or use a checkpoint without features (config.features = null)"
+        ) from None
+    except ImportError as e:
+        raise CheckpointError(f"these weights need {name} features, which cannot be imported here ({e})") from None
+
+
+# ---- the pipeline -------------------------------------------------------------------------------------
+class Pipeline:
+    """A loaded model plus the stages around it. Build with ``load_pipeline``."""
+
+    def __init__(self, model, *, source: str = "", prior: str | None = None):
+        self.model = model.eval()
+        self.config = model.config
+        self.source = source
+        self.device = next(model.parameters()).device
+        if prior is not None and prior != self.config.prior:
+            raise CheckpointError(
+                f"prior {prior!r} was requested but these weights ({source or 'model'}) were trained with the "
+                f"{self.config.prior!r} prior; the network only works with the prior it was trained with"
+            )
+        self._prior = None
+        self._features = None
+
+    # ---- properties -----------------------------------------------------------------------------------
+    @property
+    def expression_space(self):
+        """``ExpressionSpace(dim, names, presets)`` of the loaded model (presets always include "neutral")."""
+        return self.config.expression_space
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Pipeline(model={c.name!r}, image_size={c.image_size}, prior={c.prior!r}, features={c.features!r}, "
+                f"expression_dim={c.expression_dim}, device={self.device}, source={self.source!r})")
+
+    @property
+    def prior(self):
+        """The position prior the weights were trained with (built on first use)."""
+        if self._prior is None:
+            self._prior = _make_prior(self.config.prior, self.device)
+        return self._prior
+
+    def check_priors(self) -> None:
+        """Build the prior and feature backbone now, raising CheckpointError if the config needs missing ones."""
+        _ = self.prior
+        if self.config.features is not None and self._features is None:
+            self._features = _make_features(self.config.features, self.device)
+
+    # ---- inputs ---------------------------------------------------------------------------------------
+    def prepare(self, images, cameras: Cameras | None = None, *, masks=None, progress: Progress | None = None):
+        """Inputs -> (Capture at the model's size with masks, report lines, preview image or None).
+
+        images: a Capture; a capture-folder path; a video path; or photos (paths, PIL, HxWx3 arrays; at most
+        ``MAX_VIEWS`` are used, chosen for diverse head poses) with optional cameras (Cameras of V, OpenCV,
+        head-centric world; estimated from face landmarks when omitted) and masks (one HxW per photo or None)."""
+        from .frontend import prepare as frontend_prepare
+
+        size = self.image_size
+        _tick(progress, 0.0, "preparing the inputs (detect, crop, mask, cameras)")
+        if isinstance(images, Capture):
+            if cameras is not None:
+                raise InputError("cameras were given together with a Capture, which already has cameras; give one of them")
+            if masks is not None:
+                images = Capture(images.images, images.cameras, images.names, _stack_masks(masks, images.images),
+                                 images.expressions, images.meta)
+            if images.masks is not None:
+                capture = select_views(images, MAX_VIEWS)
+                report = [f"capture with {len(images)} views of {images.size[1]}x{images.size[0]} px, cameras and masks given"]
+                if len(capture) < len(images):
+                    report.append(f"using {len(capture)} of {len(images)} views (spread out around the head)")
+                return fit_capture(capture, size), report, None
+            result = frontend_prepare(list(images.images), size=size, cameras=images.cameras, max_views=MAX_VIEWS)
+        else:
+            if _is_video(images):
+                src = images
+            elif _is_capture_folder(images):
+                if cameras is not None:
+                    raise InputError("cameras were given together with a capture folder, which has its own cameras.json; give one of them")
+                src = images
+            else:
+                src = _as_list(images)
+                if not src:
+                    raise InputError(f"no images given; give 1 to {MAX_VIEWS} photos of the same head, a video or a capture folder")
+                if cameras is not None and len(cameras) != len(src):
+                    raise InputError(f"got {len(src)} images but {len(cameras)} cameras; give one camera per image, in order")
+                if len(src) == 1 and isinstance(src[0], (str, os.PathLike)) and not Path(src[0]).exists():
+                    raise InputError(f"{src[0]}: no such file")
+            mlist = None
+            if masks is not None:
+                mlist = list(masks) if not (isinstance(masks, np.ndarray) and masks.ndim == 2) else [masks]
+            result = frontend_prepare(src, size=size, cameras=cameras, masks=mlist, max_views=MAX_VIEWS)
+        _tick(progress, 1.0, "inputs ready")
+        return fit_capture(result.capture, size), list(result.report), result.preview
+
+    # ---- reconstruction ---------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def reconstruct(self, images, cameras: Cameras | None = None, *, masks=None,
+                    progress: Progress | None = None) -> "Avatar":
+        """1..8 images (or a capture) -> Avatar. Runs front end, prior, features and ``encode`` once."""
+        capture, report, preview = self.prepare(images, cameras, masks=masks, progress=_sub(progress, 0.0, 0.6))
+        if self.config.features is not None and self._features is None:
+            self._features = _make_features(self.config.features, self.device)
+        _tick(progress, 0.6, f"position prior ({self.config.prior})")
+        prior_out = self.prior(capture)
+        features = None
+        if self._features is not None:
+            _tick(progress, 0.7, f"features ({self.config.features})")
+            features = self._features(capture.images)
+            features = torch.as_tensor(features, dtype=torch.float32, device=self.device)[None]
+        _tick(progress, 0.8, "encoding the views")
+        dev = self.device
+        chw = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(0, 3, 1, 2)[None].to(dev)  # noqa: E731
+        images_t = chw(capture.images)  # [1, V, 3, H, W]
+        positions = chw(prior_out.positions)  # [1, V, 3, H, W]
+        confidence = torch.from_numpy(np.ascontiguousarray(prior_out.confidence, np.float32))[None].to(dev)  # [1, V, H, W]
+        plucker = plucker_rays(capture.cameras)[None].to(dev)  # [1, V, 6, H, W]
+        state = self.model.encode(images_t, positions, confidence, plucker, features)
+        kept = int((confidence > self.config.conf_threshold).sum())
+        if kept == 0:
+            raise InputError(
+                "no pixel of the inputs was kept as a Gaussian (the prior's confidence is empty): the head was not "
+                "found in the masks; use photos where the head is clearly visible, or give masks"
+            )
+        report.append(f"{len(capture)} views at {self.image_size}² -> {kept} Gaussians")
+        avatar = Avatar(self, capture, state, report=report, preview=preview, prior=prior_out)
+        _tick(progress, 1.0, "avatar ready")
+        return avatar
+
+
+def _as_list(images) -> list:
+    if isinstance(images, (str, os.PathLike)):
+        p = Path(images)
+        if p.is_dir():
+            files = sorted(q for q in p.iterdir() if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
+            if not files:
+                raise InputError(f"{p}: folder has no images (.png/.jpg) and no cameras.json; give photos or a capture folder")
+            return files
+        return [images]
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]
+
+
+def _stack_masks(masks, images: np.ndarray) -> np.ndarray:
+    """masks ([V, H, W] array, or a list of HxW arrays / paths / PIL) -> [V, H, W] float32 in [0, 1]."""
+    from .io.images import load_image
+
+    if isinstance(masks, np.ndarray) and masks.ndim == 3:
+        m = masks.astype(np.float32)
+        if m.max() > 1:
+            m = m / 255.0
+    else:
+        m = np.stack([load_image(x, name=f"mask {i + 1}").mean(-1) if not isinstance(x, np.ndarray) or x.ndim == 3
+                      else (x.astype(np.float32) / (255.0 if x.max() > 1 else 1.0)) for i, x in enumerate(masks)])
+    if m.shape != images.shape[:3]:
+        raise InputError(f"masks must be [V, H, W] = {list(images.shape[:3])} to match the images, got {list(m.shape)}")
+    return np.clip(m, 0, 1).astype(np.float32)
+
+
+# ---- the avatar ---------------------------------------------------------------------------------------
+class Avatar:
+    """A reconstructed head: the cached expression-independent state plus what made it.
+
+    capture: the Capture the network saw (model size); report: lines saying what the front end did;
+    preview: the front end's preview image (uint8) or None; prior: the PriorOutput used."""
+
+    _CACHE = 8  # animated Gaussians kept per avatar (a render and a .ply of one expression share them)
+
+    def __init__(self, pipeline: Pipeline, capture: Capture, state, *, report=None, preview=None, prior=None):
+        self.pipeline = pipeline
+        self.capture = capture
+        self.state = state
+        self.report = list(report or [])
+        self.preview = preview
+        self.prior = prior
+        self._cache: OrderedDict[tuple, Gaussians] = OrderedDict()
+
+    @property
+    def expression_space(self):
+        return self.pipeline.expression_space
+
+    def expression_code(self, expression) -> np.ndarray:
+        space = self.pipeline.expression_space
+        if expression is None:
+            return np.zeros(space.dim, np.float32)
+        return np.asarray(space.resolve(expression), dtype=np.float32)
+
+    # ---- animation --------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def animate(self, expression=None) -> Gaussians:
+        """Gaussians of the avatar under ``expression`` (a preset name, a code [C], or None = neutral)."""
+        z = self.expression_code(expression)
+        key = tuple(np.round(z, 6).tolist())
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        g = self.animate_batch(z[None])[0]
+        self._cache[key] = g
+        while len(self._cache) > self._CACHE:
+            self._cache.popitem(last=False)
+        return g
+
+    @torch.inference_mode()
+    def animate_batch(self, codes, batch: int = 8) -> list[Gaussians]:
+        """codes [T, C] -> T Gaussian sets, reusing the cached state (``batch`` expressions per network call)."""
+        z = torch.as_tensor(np.asarray(codes, np.float32), device=self.pipeline.device)
+        if z.ndim != 2 or z.shape[1] != self.pipeline.expression_space.dim:
+            raise InputError(f"expression codes must be [T, {self.pipeline.expression_space.dim}], got {list(z.shape)}")
+        out: list[Gaussians] = []
+        for i in range(0, len(z), batch):
+            maps = self.pipeline.model.animate(self.state, z[i:i + batch])
+            out.extend(g.detach() for g in self.pipeline.model.to_gaussians(maps))
+        return out
+
+    # ---- rendering --------------------------------------------------------------------------------------
+    def _cameras(self, camera, size: int | None) -> Cameras:
+        if isinstance(camera, Cameras):
+            return camera if size is None else camera.resize(size, size)
+        if camera is None:
+            camera = (0.0, 0.0)
+        if isinstance(camera, (tuple, list)) and len(camera) == 2:
+            return orbit_camera(float(camera[0]), float(camera[1]), size or 256)
+        raise InputError(f"camera must be a Cameras object or (azimuth, elevation) in degrees, got {camera!r}")
+
+    @torch.inference_mode()
+    def render_gaussians(self, gaussians: Gaussians, cameras: Cameras, background=(0.0, 0.0, 0.0)) -> np.ndarray:
+        """Render one Gaussian set into cameras -> [N, H, W, 3] uint8."""
+        from .render import render
+
+        dev = gaussians.device
+        out = render(gaussians, cameras.to(dev), background=background)
+        return (out.color.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+    def render(self, camera=None, expression=None, *, size: int | None = None, background=(0.0, 0.0, 0.0)) -> np.ndarray:
+        """One view -> HxWx3 uint8. camera: Cameras of 1, or (azimuth, elevation) in degrees (default frontal)."""
+        cams = self._cameras(camera, size)
+        if len(cams) != 1:
+            raise InputError(f"render takes one camera, got {len(cams)}; use turntable() or render_gaussians() for many")
+        return self.render_gaussians(self.animate(expression), cams, background)[0]
+
+    def turntable(self, n_frames: int = 48, size: int = 256, expression=None, *, elevation: float = 5.0,
+                  background=(0.0, 0.0, 0.0), progress: Progress | None = None) -> list[np.ndarray]:
+        """A full orbit around the head -> n_frames HxWx3 uint8 frames (starts frontal)."""
+        if n_frames < 1:
+            raise InputError("turntable needs at least 1 frame")
+        g = self.animate(expression)
+        cams = turntable_cameras(n_frames, size, elevation=elevation, azimuth_range=(0.0, 360.0))
+        frames: list[np.ndarray] = []
+        step = 8
+        for i in range(0, n_frames, step):
+            _tick(progress, i / n_frames, f"turntable frame {i + 1}/{n_frames}")
+            frames.extend(self.render_gaussians(g, cams[list(range(i, min(i + step, n_frames)))], background))
+        _tick(progress, 1.0, "turntable done")
+        return frames
+
+    def animation(self, codes, camera=None, *, size: int = 256, background=(0.0, 0.0, 0.0),
+                  progress: Progress | None = None) -> list[np.ndarray]:
+        """Expression codes [T, C] (see ``expression_sequence``) seen from one camera -> T uint8 frames."""
+        cams = self._cameras(camera, size)
+        codes = np.asarray(codes, np.float32)
+        frames: list[np.ndarray] = []
+        step = 4
+        for i in range(0, len(codes), step):
+            _tick(progress, i / len(codes), f"animation frame {i + 1}/{len(codes)}")
+            for g in self.animate_batch(codes[i:i + step]):
+                frames.append(self.render_gaussians(g, cams, background)[0])
+        _tick(progress, 1.0, "animation done")
+        return frames
+
+    # ---- export ----------------------------------------------------------------------------------------
+    def save_ply(self, path, expression=None, *, orientation: str = "y_up") -> Path:
+        """Write the avatar under ``expression`` as a standard 3DGS .ply (metres, y-up head-centric frame)."""
+        from .io.ply import save_ply
+
+        return save_ply(path, self.animate(expression), orientation=orientation)
+
+
+def viewer_gaussians(g: Gaussians, *, scale: float | None = None) -> Gaussians:
+    """Gaussians re-posed for Gradio's Model3D splat viewer (gsplat.js): centred on the head box, scaled to fill
+    its default orbit camera (5 units away), and turned into its y-down frame so the head is right side up and
+    the face points at the default camera. Only for viewing: the metric y-up .ply is ``Avatar.save_ply``."""
+    centre = torch.as_tensor(HEAD_BOX_CENTER, dtype=g.means.dtype, device=g.device)
+    if scale is None:
+        scale = VIEWER_SCALE
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=g.means.dtype, device=g.device))
+    return g.transform(t=-centre).transform(R=flip, scale=scale)
+
+
+VIEWER_SCALE = 6.0  # head + hair (~0.3 m) -> ~1.8 viewer units: fills most of the gsplat.js default view (distance 5)

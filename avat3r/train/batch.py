@@ -1,0 +1,165 @@
+"""One training/evaluation batch and the differentiable path from it to rendered supervision views.
+
+A batch (paper Sec. 4.1) = per item V = 4 input views (images, prior positions, confidence, Plücker rays, the
+input views' own expressions) + T = 8 supervision views of one target expression (images and cameras) + the
+target expression code z_exp. ``render_batch`` runs network -> Gaussians (eq. 13) -> splatting (eq. 14).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from ..cameras import Cameras, plucker_rays
+from ..errors import InputError
+
+__all__ = ["Batch", "collate", "render_batch", "predict_gaussians"]
+
+
+@dataclass
+class Batch:
+    """B items. images/positions [B, V, 3, H, W]; confidence/masks [B, V, 1, H, W]; plucker [B, V, 6, H, W];
+    expression [B, C]; input_expressions [B, V, C]; target_images [B, T, 3, Ht, Wt]; target_cameras /
+    input_cameras: one Cameras per item; features [B, V, Cf, Hf, Wf] or None; meta: one dict per item."""
+
+    images: torch.Tensor
+    positions: torch.Tensor
+    confidence: torch.Tensor
+    plucker: torch.Tensor
+    expression: torch.Tensor
+    target_images: torch.Tensor
+    target_cameras: list[Cameras]
+    input_cameras: list[Cameras]
+    masks: torch.Tensor | None = None
+    input_expressions: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    meta: list[dict] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device, non_blocking=non_blocking)
+            elif f.name.endswith("_cameras"):
+                v = [c.to(device) for c in v]
+            out[f.name] = v
+        return Batch(**out)
+
+    def without_prior(self) -> "Batch":
+        """The 'no prior' ablation: zero position maps; Gaussians spawn on the foreground mask."""
+        mask = self.masks if self.masks is not None else (self.confidence > 0.5).float()
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["positions"] = torch.zeros_like(self.positions)
+        out["confidence"] = mask.to(self.confidence.dtype)
+        return Batch(**out)
+
+    def with_expression(self, expression: torch.Tensor) -> "Batch":
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["expression"] = expression.to(self.expression).expand_as(self.expression)
+        return Batch(**out)
+
+
+def _t(x, name: str) -> torch.Tensor:
+    if x is None:
+        raise InputError(f"training sample has no {name!r}")
+    return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+
+
+def _chw(x: torch.Tensor, c: int) -> torch.Tensor:
+    """[..., C, H, W] stays; [..., H, W, C] -> [..., C, H, W] (samples may come either way)."""
+    if x.shape[-3] == c:
+        return x
+    if x.shape[-1] == c:
+        return x.movedim(-1, -3)
+    raise InputError(f"training sample: expected {c} channels first or last, got shape {tuple(x.shape)}")
+
+
+def _get(sample, *names):
+    for n in names:
+        v = sample.get(n) if isinstance(sample, dict) else getattr(sample, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+def collate(samples: list) -> Batch:
+    """Stack dataset samples (SynthHeads' sampler dicts, or the same keys channel-last) into a CPU Batch.
+
+    A sample provides input_images [V, 3, H, W], input_cameras (Cameras), prior_positions [V, 3, H, W]
+    (alias input_positions), prior_confidence [V, 1, H, W] (alias input_confidence), target_images
+    [T, 3, Ht, Wt], target_cameras (Cameras), target_expression [C]; optionally input_masks [V, 1, H, W],
+    input_expressions [V, C], input_features [V, Cf, Hf, Wf]; anything else goes to ``meta``."""
+    known = {"input_images", "images", "input_cameras", "cameras", "prior_positions", "input_positions", "positions",
+             "prior_confidence", "input_confidence", "confidence", "input_masks", "masks", "input_features", "features",
+             "target_images", "target_cameras", "target_expression", "expression", "input_expressions", "target_masks"}
+    items = []
+    for s in samples:
+        imgs = _chw(_t(_get(s, "input_images", "images"), "input_images").cpu(), 3)
+        cams = _get(s, "input_cameras", "cameras")
+        tcams = _get(s, "target_cameras")
+        if not isinstance(cams, Cameras) or not isinstance(tcams, Cameras):
+            raise InputError("training sample: input_cameras and target_cameras must be avat3r.cameras.Cameras")
+        cams, tcams = cams.to("cpu"), tcams.to("cpu")
+        V, _, H, W = imgs.shape
+        conf = _t(_get(s, "prior_confidence", "input_confidence", "confidence"), "prior_confidence").cpu().reshape(V, 1, H, W)
+        masks = _get(s, "input_masks", "masks")
+        feats = _get(s, "input_features", "features")
+        zin = _get(s, "input_expressions")
+        meta = dict(_get(s, "meta") or {})
+        if isinstance(s, dict):
+            meta.update({k: v for k, v in s.items() if k not in known and k != "meta"})
+        items.append(dict(
+            images=imgs,
+            positions=_chw(_t(_get(s, "prior_positions", "input_positions", "positions"), "prior_positions").cpu(), 3),
+            confidence=conf,
+            plucker=plucker_rays(cams, H, W),
+            expression=_t(_get(s, "target_expression", "expression"), "target_expression").cpu().reshape(-1),
+            target_images=_chw(_t(_get(s, "target_images"), "target_images").cpu(), 3),
+            masks=None if masks is None else _t(masks, "input_masks").cpu().reshape(V, 1, H, W),
+            input_expressions=None if zin is None else _t(zin, "input_expressions").cpu(),
+            features=None if feats is None else _t(feats, "input_features").cpu(),
+            input_cameras=cams, target_cameras=tcams, meta=meta,
+        ))
+
+    def stack(k):
+        vals = [it[k] for it in items]
+        if any(v is None for v in vals):
+            return None
+        return torch.stack(vals)
+
+    return Batch(
+        images=stack("images"), positions=stack("positions"), confidence=stack("confidence"),
+        plucker=stack("plucker"), expression=stack("expression"), target_images=stack("target_images"),
+        target_cameras=[it["target_cameras"] for it in items], input_cameras=[it["input_cameras"] for it in items],
+        masks=stack("masks"), input_expressions=stack("input_expressions"), features=stack("features"),
+        meta=[it["meta"] for it in items],
+    )
+
+
+def predict_gaussians(model, batch: Batch, expression: torch.Tensor | None = None):
+    """Network forward (eqs. 4-13) -> list of B Gaussians (masked, eq. 13)."""
+    net = model.module if hasattr(model, "module") else model
+    maps = model(batch.images, batch.positions, batch.confidence, batch.plucker,
+                 batch.expression if expression is None else expression, batch.features)
+    return net.to_gaussians(maps)
+
+
+def render_batch(model, batch: Batch, background=(0.0, 0.0, 0.0), backend: str = "auto") -> torch.Tensor:
+    """Render every item's Gaussians into its supervision cameras -> [B, T, 3, Ht, Wt] float32 (eq. 14)."""
+    from ..render import render
+
+    gs = predict_gaussians(model, batch)
+    out = []
+    for g, cams in zip(gs, batch.target_cameras):
+        g = g.to(torch.float32)  # the rasteriser runs in float32 even under bf16 autocast
+        with torch.autocast(device_type=g.means.device.type, enabled=False):
+            color = render(g, cams, background=background, backend=backend).color  # [T, Ht, Wt, 3]
+        out.append(color.permute(0, 3, 1, 2))
+    return torch.stack(out)

@@ -1,0 +1,446 @@
+"""The Avat3r training loop (paper Sec. 4.1): Adam, bf16 autocast on GPU, gradient clipping, 4 input + 8
+supervision views per sample, checkpoints with exact resume, tensorboard logs, DDP over 1..N GPUs.
+
+    python -m avat3r.train --run full --preset small --out runs/small --max-minutes 8
+    torchrun --nproc_per_node=8 -m avat3r.train --run full --preset paper --out runs/paper
+    avat3r train ...            (the same arguments; ``train_main(argv)``)
+
+Determinism: the model is initialised from ``seed`` on every rank; the samples of step s are a function of
+(seed, s, rank) only (``distributed.sample_index``); the RNG states go into every checkpoint. Resuming therefore
+continues with the same samples and the same losses as an uninterrupted run (bit-exactly on CPU with the
+``exact`` checkpoint format; on GPU up to the non-determinism of atomics in the rasteriser's backward pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import Avat3rError, InputError
+from .batch import Batch, collate, render_batch
+from .checkpoint import checkpoint_size, latest_checkpoint, load_checkpoint, read_meta, save_checkpoint
+from .config import RUNS, TrainConfig, parse_overrides
+from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_bool, cleanup, init_distributed, sample_index
+from .losses import Objective, ObjectiveConfig
+
+__all__ = ["Trainer", "train_main", "seed_everything", "build_dataset", "export_main"]
+
+log = logging.getLogger("avat3r.train")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---- data -------------------------------------------------------------------------------------------------
+def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None = None, length: int = 1_000_000):
+    """The dataset a run trains/evaluates on: SynthHeads (procedural, avat3r.data.sampler) by default.
+
+    Input views at ``input_size`` (default: the model preset's), supervision views at ``supervision_size``
+    (default 667/512 of that, as in the paper). ``cfg.data_options`` go to the sampler's config (e.g.
+    ``{"device": "cuda"}`` to generate samples on the GPU, ``{"prior": "oracle"}``)."""
+    size = input_size or cfg.input_size or cfg.model_config().image_size
+    sup = cfg.supervision_size or int(round(size * 667 / 512))
+    opts = dict(cfg.data_options)
+    if cfg.data == "synthheads":
+        from ..data.sampler import SynthHeadsDataset
+
+        opts.setdefault("prior", "visual_hull" if cfg.use_prior else "none")
+        opts.setdefault("seed", cfg.seed)
+        return SynthHeadsDataset(length=opts.pop("length", length), split=split, num_inputs=cfg.num_inputs,
+                                 num_targets=cfg.num_supervision, input_size=size, target_size=sup,
+                                 consistent_inputs=cfg.consistent_inputs, **opts)
+    try:
+        from ..data import ava256  # the data helper's Ava-256 loader, when present
+    except ImportError as e:
+        raise InputError("data='ava256': no Ava-256 loader in this install (avat3r.data.ava256)") from e
+    if not cfg.data_root:
+        raise InputError("data='ava256' needs --data-root pointing at the Ava-256 folder (m--*--GHS/...)")
+    return ava256.Ava256Dataset(cfg.data_root, split=split, num_inputs=cfg.num_inputs, num_targets=cfg.num_supervision,
+                                input_size=size, target_size=sup, consistent_inputs=cfg.consistent_inputs, **opts)
+
+
+def expression_space_overrides(dataset) -> dict[str, Any]:
+    """ModelConfig fields that make the model's expression code that of the dataset."""
+    names = getattr(dataset, "expression_names", None)
+    presets = getattr(dataset, "expression_presets", None)
+    if names is None and type(dataset).__module__.startswith("avat3r.data"):
+        from ..data.synthheads import EXPRESSION_NAMES, EXPRESSION_PRESETS
+
+        names, presets = EXPRESSION_NAMES, EXPRESSION_PRESETS
+    if names is None:
+        return {}
+    out: dict[str, Any] = {"expression_dim": len(names), "expression_names": list(names)}
+    if presets:
+        out["expression_presets"] = {k: [float(x) for x in np.asarray(v).reshape(-1)] for k, v in presets.items()}
+    return out
+
+
+class _StepItems(torch.utils.data.Dataset):
+    """Item k -> the sample of (step = start + k // B, i = k % B) of this rank (see sample_index)."""
+
+    def __init__(self, dataset, start: int, stop: int, batch: int, info: DistInfo, seed: int):
+        self.dataset, self.start, self.stop, self.batch, self.info, self.seed = dataset, start, stop, batch, info, seed
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.batch
+
+    def __getitem__(self, k: int):
+        step, i = self.start + k // self.batch, k % self.batch
+        idx = sample_index(step, self.info.rank, i, self.batch, self.info.world_size, len(self.dataset), self.seed)
+        return self.dataset[idx]
+
+
+# ---- trainer ----------------------------------------------------------------------------------------------
+class Trainer:
+    """Owns model, optimiser, objective and data of one run. ``Trainer(cfg).fit()``.
+
+    dataset: a map-style dataset of training samples (see ``batch.collate``); built from cfg when None.
+    resume: a checkpoint / run folder, "auto" (newest checkpoint in cfg.out_dir, if any) or None."""
+
+    def __init__(self, cfg: TrainConfig, *, dataset=None, resume: str | os.PathLike | None = None,
+                 device: str = "auto", lpips=None, progress: bool = True, tensorboard: bool = True) -> None:
+        self.cfg = cfg
+        self.info = init_distributed(device)
+        self.device = self.info.device
+        self.out = Path(cfg.out_dir)
+        self.progress = progress and self.info.is_main
+        self.dataset = dataset if dataset is not None else build_dataset(cfg, "train")
+        seed_everything(cfg.seed)  # identical initial weights on every rank
+        from ..model import Avat3rModel
+
+        self.model_config = cfg.model_config(**expression_space_overrides(self.dataset))
+        self.net = Avat3rModel(self.model_config).to(self.device)
+        self.net.gradient_checkpointing = cfg.gradient_checkpointing
+        if cfg.compile and hasattr(self.net, "compile_parts"):
+            self.net.compile_parts()
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+                                          weight_decay=cfg.weight_decay)
+        self.objective = Objective(
+            ObjectiveConfig(cfg.lambda_l1, cfg.lambda_ssim, cfg.lambda_lpips, cfg.lpips_start, cfg.lpips_net, cfg.lpips_weights),
+            lpips=lpips,
+        ).to(self.device)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self._pending: list[tuple[int, torch.Tensor]] = []
+        self._term_names: list[str] | None = None
+        seed_everything(cfg.seed + 1 + self.info.rank)  # per-rank streams from here on (e.g. worker seeds)
+        ckpt = None
+        if resume == "auto":
+            ckpt = latest_checkpoint(self.out) if self.out.exists() else None
+        elif resume:
+            ckpt = latest_checkpoint(resume)
+            if ckpt is None:
+                raise InputError(f"--resume {resume}: no checkpoint found there (expected a step_* folder or a run folder)")
+        if ckpt is not None:
+            meta = load_checkpoint(ckpt, self.net, self.optimizer, rank=self.info.rank)
+            self.step = int(meta["step"])
+            self.resumed_from = str(ckpt)
+            if self.info.is_main:
+                log.info("resumed from %s at step %d (rng restored: %s)", ckpt, self.step, meta["rng_restored"])
+        else:
+            self.resumed_from = None
+        self.model = self.net
+        if self.info.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DDP(self.net, device_ids=ids)
+        self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self.writer = None
+        if tensorboard and self.info.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
+            except ImportError:
+                log.warning("tensorboard is not installed (pip install 'avat3r[train]'): no tensorboard logs")
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            log.info(
+                "run %s: %s preset, %.1f M parameters, %d GPU/process(es) x batch %d, %s, lr %g, LPIPS %s",
+                cfg.run, cfg.model_preset, self.net.num_parameters() / 1e6, self.info.world_size, cfg.batch_size,
+                "bf16 autocast" if self.amp else "fp32", cfg.lr,
+                f"on from step {cfg.lpips_start}" if self.objective.lpips_available and cfg.lambda_lpips > 0
+                else "OFF (no weights found; see docs/TRAINING.md)" if cfg.lambda_lpips > 0 else "off (lambda 0)",
+            )
+
+    # ---- one step -----------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        w = self.cfg.warmup_steps
+        return self.cfg.lr * (min(1.0, (step + 1) / w) if w > 0 else 1.0)
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One optimisation step on this rank's part of the global batch. Returns detached loss terms."""
+        self.model.train()
+        batch = batch.to(self.device, non_blocking=True)
+        if not self.cfg.use_prior:
+            batch = batch.without_prior()
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(self.step)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            pred = render_batch(self.model, batch, background=self.cfg.background)  # [B, T, 3, H, W]
+        loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip).detach()
+        self.optimizer.step()
+        self.step += 1
+        self._last = (batch, pred.detach())
+        return terms
+
+    # ---- the loop ------------------------------------------------------------------------------------
+    def _loader(self, start: int, stop: int):
+        items = _StepItems(self.dataset, start, stop, self.cfg.batch_size, self.info, self.cfg.seed)
+        nw = self.cfg.num_workers
+        return torch.utils.data.DataLoader(
+            items, batch_size=self.cfg.batch_size, shuffle=False, num_workers=nw, collate_fn=collate,
+            pin_memory=self.device.type == "cuda" and nw > 0, persistent_workers=False,
+            prefetch_factor=4 if nw > 0 else None,
+            generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + start),
+            worker_init_fn=_worker_init,
+        )
+
+    def _flush(self) -> None:
+        """All-reduce the pending per-step terms (one collective for many steps) into history/logs."""
+        if not self._pending:
+            return
+        steps = [s for s, _ in self._pending]
+        vals = all_reduce_mean(torch.stack([t for _, t in self._pending]).float()).cpu().tolist()
+        self._pending.clear()
+        for s, row in zip(steps, vals):
+            rec = {"step": s, **dict(zip(self._term_names, row))}
+            self.history.append(rec)
+        if self.info.is_main:
+            rec = self.history[-1]
+            if self.writer is not None:
+                for k, v in rec.items():
+                    if k != "step":
+                        self.writer.add_scalar(f"train/{k}", v, rec["step"])
+                self.writer.add_scalar("train/lr", self.lr_at(rec["step"] - 1), rec["step"])
+            log.debug("step %d %s", rec["step"], {k: round(v, 5) for k, v in rec.items() if k != "step"})
+
+    def _log_images(self) -> None:
+        if self.writer is None or not hasattr(self, "_last"):
+            return
+        batch, pred = self._last
+        grid = image_grid(batch.images[0], pred[0], batch.target_images[0])
+        self.writer.add_image("train/inputs_pred_gt", grid, self.step, dataformats="HWC")
+
+    def save(self) -> Path:
+        path = save_checkpoint(
+            self.out, step=self.step, model=self.net, optimizer=self.optimizer, train_config=self.cfg.to_dict(),
+            model_config=self.model_config.to_dict(), fmt=self.cfg.checkpoint_format, shard_mib=self.cfg.shard_mib,
+            rank=self.info.rank, world_size=self.info.world_size, barrier=barrier if self.info.distributed else None,
+            keep=self.cfg.keep_checkpoints, extra={"last": self.history[-1] if self.history else {}},
+        )
+        if self.info.is_main:
+            log.info("checkpoint %s (%.1f MiB)", path, checkpoint_size(path) / 2**20)
+        return path
+
+    def fit(self, max_steps: int | None = None, save_final: bool = True) -> dict[str, Any]:
+        """Train until ``max_steps`` (default cfg.max_steps) or the wall-clock budget; returns a summary.
+
+        A checkpoint is written every ``ckpt_every`` steps and (unless save_final=False) at the end."""
+        cfg = self.cfg
+        stop = min(max_steps or cfg.max_steps, cfg.max_steps)
+        start, t0 = self.step, time.time()
+        budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=stop, initial=start, unit="it", dynamic_ncols=True, desc=cfg.run, smoothing=0.05)
+        last_ckpt = None
+        if start < stop:
+            for batch in self._loader(start, stop):
+                terms = self.train_step(batch)
+                if self._term_names is None:
+                    self._term_names = list(terms)
+                self._pending.append((self.step, torch.stack([terms[k].float() for k in self._term_names])))
+                if self.step % cfg.log_every == 0 or self.step == stop:
+                    self._flush()
+                    if bar is not None:
+                        rec = self.history[-1]
+                        bar.set_postfix(loss=f"{rec['loss']:.4f}", l1=f"{rec['l1']:.4f}", ssim=f"{rec['ssim']:.3f}")
+                if self.info.is_main and cfg.image_every and self.step % cfg.image_every == 0:
+                    self._log_images()
+                if bar is not None:
+                    bar.update(1)
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                    self._flush()
+                    last_ckpt = self.save()
+                out_of_time = broadcast_bool(time.time() - t0 > budget, self.device) if budget < math.inf else False
+                if out_of_time:
+                    if self.info.is_main:
+                        log.info("time budget of %.1f min spent at step %d: saving and stopping", cfg.max_minutes, self.step)
+                    break
+                if self.step >= stop:
+                    break
+        self._flush()
+        if bar is not None:
+            bar.close()
+        if save_final and (last_ckpt is None or int(last_ckpt.name.split("_")[-1]) != self.step):
+            last_ckpt = self.save()
+        elapsed = time.time() - t0
+        done = self.step - start
+        summary = {
+            "run": cfg.run, "steps": self.step, "steps_this_session": done, "seconds": elapsed,
+            "it_per_s": done / elapsed if elapsed > 0 else 0.0, "world_size": self.info.world_size,
+            "checkpoint": str(last_ckpt) if last_ckpt else None,
+            "checkpoint_mib": checkpoint_size(last_ckpt) / 2**20 if (last_ckpt and self.info.is_main) else None,
+            "last": self.history[-1] if self.history else {},
+        }
+        if self.writer is not None:
+            self.writer.flush()
+        if self.info.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return summary
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _worker_init(worker_id: int) -> None:
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def image_grid(inputs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, height: int = 128) -> np.ndarray:
+    """Rows: input views [V, 3, H, W]; renderings [T, 3, Ht, Wt]; ground truth -> uint8 [rows*h, cols*h, 3]."""
+    import torch.nn.functional as F
+
+    rows = []
+    cols = max(inputs.shape[0], pred.shape[0])
+    for imgs in (inputs, pred, target):
+        x = F.interpolate(imgs.detach().float().cpu(), size=(height, height), mode="bilinear", align_corners=False)
+        x = torch.cat([x, torch.zeros(cols - x.shape[0], 3, height, height)]) if x.shape[0] < cols else x
+        rows.append(torch.cat(list(x), dim=2))  # [3, h, cols*h]
+    g = torch.cat(rows, dim=1).clamp(0, 1).permute(1, 2, 0)
+    return (g.numpy() * 255 + 0.5).astype(np.uint8)
+
+
+# ---- command line -----------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avat3r train",
+        description="Train Avat3r (paper Sec. 4.1). Run under torchrun for several GPUs / nodes: "
+                    "torchrun --nproc_per_node=N -m avat3r.train ...",
+    )
+    p.add_argument("--run", default=None, choices=sorted(RUNS), help="named run configuration (ablations); default full")
+    p.add_argument("--preset", dest="model_preset", default=None, choices=["paper", "small", "tiny"], help="model preset (default small)")
+    p.add_argument("--out", dest="out_dir", default=None, help="run folder (checkpoints, tensorboard, summary.json); default runs/<run>")
+    p.add_argument("--data", default=None, choices=["synthheads", "ava256"])
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; saves a checkpoint and stops")
+    p.add_argument("--batch-size", type=int, default=None, help="samples per GPU (global batch = this x #GPUs)")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--grad-clip", type=float, default=None)
+    p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"])
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--supervision-size", type=int, default=None)
+    p.add_argument("--num-workers", type=int, default=None)
+    p.add_argument("--lpips-start", type=int, default=None)
+    p.add_argument("--lpips-weights", default=None, help="folder with LPIPS weights (see docs/TRAINING.md)")
+    p.add_argument("--log-every", type=int, default=None)
+    p.add_argument("--image-every", type=int, default=None)
+    p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--checkpoint-format", default=None, choices=["exact", "compact"])
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network's blocks (GPU)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override any TrainConfig field, e.g. --set model_overrides.pos_skip=false warmup_steps=1000")
+    p.add_argument("--resume", default=None, help="checkpoint or run folder, or 'auto' (newest in --out)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="after training, write DIR/config.json + DIR/model.safetensors (fp16) from the final weights")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from the run name (or a resumed checkpoint's config) + the flags that were given."""
+    flags = {k: v for k, v in vars(args).items()
+             if v is not None and k not in ("run", "set", "resume", "device", "export", "quiet")}
+    flags.update(parse_overrides(args.set))
+    base: dict[str, Any] | None = None
+    if args.resume and args.resume != "auto":
+        ckpt = latest_checkpoint(args.resume)
+        if ckpt is not None:
+            base = read_meta(ckpt)["train_config"]
+    elif args.resume == "auto" and args.out_dir:
+        ckpt = latest_checkpoint(args.out_dir) if Path(args.out_dir).exists() else None
+        if ckpt is not None:
+            base = read_meta(ckpt)["train_config"]
+    if base is not None:
+        if args.run and args.run != base.get("run"):
+            raise InputError(f"--run {args.run} differs from the resumed checkpoint's run {base.get('run')!r}")
+        mo = dict(base.get("model_overrides", {}))
+        mo.update(flags.pop("model_overrides", {}) or {})
+        base.update(flags)
+        base["model_overrides"] = mo
+        return TrainConfig.from_dict(base)
+    name = args.run or "full"
+    return TrainConfig.from_run(name, **flags)
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """``avat3r train`` / ``python -m avat3r.train``: returns a process exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_from_args(args)
+        trainer = Trainer(cfg, resume=args.resume, device=args.device, progress=not args.quiet)
+    except Avat3rError as e:
+        print(f"avat3r train: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        summary = trainer.fit()
+        if trainer.info.is_main:
+            print(json.dumps({k: v for k, v in summary.items() if k != "last"} | {"last": summary["last"]}, indent=1))
+            if args.export:
+                from .export import export_weights
+
+                export_weights(trainer.net, args.export, train_config=cfg, summary=summary)
+                print(f"exported fp16 weights to {args.export}")
+    finally:
+        trainer.close()
+        cleanup()
+    return 0
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m avat3r.train.export CKPT OUT``: a training checkpoint -> fp16 config.json + model.safetensors."""
+    p = argparse.ArgumentParser(prog="avat3r-export-weights", description=export_main.__doc__)
+    p.add_argument("checkpoint", help="training checkpoint (step_* folder) or run folder (newest checkpoint)")
+    p.add_argument("out", help="output folder, e.g. weights/")
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    args = p.parse_args(argv)
+    from .export import export_checkpoint
+
+    try:
+        path = export_checkpoint(args.checkpoint, args.out, dtype=getattr(torch, args.dtype))
+    except Avat3rError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
