@@ -31,7 +31,7 @@ except ImportError:  # not on Spaces
 
 
 ROOT = Path(__file__).resolve().parent
-EXAMPLES = ROOT / "demo" / "examples"
+EXAMPLES = Path(os.environ.get("AVAT3R_EXAMPLES", ROOT / "demo" / "examples"))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 MAX_IMAGES = 8  # the network takes 1..8 views

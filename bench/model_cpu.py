@@ -47,11 +47,12 @@ def main() -> None:
     result: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus", "threads": args.threads,
                     "torch": torch.__version__, "params": {}}
 
-    print(f"{'preset':8} {'order':12} {'params (M)':>11} {'fp16 MB':>8}")
+    print(f"{'preset':8} {'order':12} {'params (M)':>11} {'fp16 MiB':>8}")
     for name in ("paper", "small", "tiny"):
-        for order in ("interleaved", "cached"):
+        for order in ("interleaved", "cached", "cached-nomlp"):
             try:
-                m = Avat3rModel(ModelConfig.preset(name, layer_order=order))
+                extra = dict(layer_order="cached", cross_mlp=False) if order == "cached-nomlp" else dict(layer_order=order)
+                m = Avat3rModel(ModelConfig.preset(name, **extra))
             except Exception as e:  # noqa: BLE001 (an order a preset cannot take, e.g. unequal layer counts)
                 print(f"{name:8} {order:12} {'-':>11} {'-':>8}  ({str(e)[:60]}...)")
                 continue

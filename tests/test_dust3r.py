@@ -204,3 +204,21 @@ def test_tiny_model_matches_original_on_gpu(tiny):
         assert rel(r1["pts3d"].cpu(), io["pts3d_1"]) < 1e-4 and rel(r2["conf"].cpu(), io["conf_2"]) < 1e-4
     finally:
         tiny.to("cpu")
+
+
+def test_prior_runs_the_network_end_to_end(tiny):
+    import numpy as np
+
+    from avat3r.cameras import orbit_cameras
+    from avat3r.capture import Capture
+    from avat3r.priors.base import PositionPrior
+    from avat3r.priors.dust3r import Dust3rPrior, Dust3rPriorConfig
+
+    cams = orbit_cameras(3, radius=0.6, fov_deg=25, size=40, azimuth_range=(-45, 45))
+    cap = Capture(np.random.default_rng(0).random((3, 40, 40, 3)).astype(np.float32), cams, ["a", "b", "c"])
+    prior = Dust3rPrior(model=tiny, config=Dust3rPriorConfig(long_side=32, graph="half"), device="cpu")
+    assert isinstance(prior, PositionPrior) and prior.name == "dust3r"
+    out = prior(cap)
+    assert out.positions.shape == (3, 40, 40, 3) and out.confidence.shape == (3, 40, 40)
+    assert np.isfinite(out.positions).all() and ((out.confidence >= 0) & (out.confidence < 1)).all()
+    assert prior.last_alignment.depth.shape == (3, 32, 32)

@@ -70,9 +70,11 @@ def test_alignment_absorbs_per_pair_rotation_errors():
     cams = orbit_cameras(4, radius=0.6, fov_deg=25, size=size, azimuth_range=(-60, 60), elevation_deg=10)
     P, head = scene_points(cams, size)
     pred = oracle_predictions(cams, P, make_pairs(4, "complete"), rot_deg=3.0)
-    e0 = (align_known_cameras(pred, cams, AlignConfig(iterations=0)).positions - P).norm(dim=-1)[head].median()
-    e10 = (align_known_cameras(pred, cams, AlignConfig(iterations=10)).positions - P).norm(dim=-1)[head].median()
-    assert e10 < 1.5e-3 and e10 < 0.5 * e0
+    # starting from the camera rotations alone, a 3 degree error per pair leaves centimetres of error
+    e0 = (align_known_cameras(pred, cams, AlignConfig(init_steps=0, iterations=0)).positions - P).norm(dim=-1)[head].median()
+    res = align_known_cameras(pred, cams)  # default: per-pair Gauss-Newton fit to the rays, then 10 iterations
+    e = (res.positions - P).norm(dim=-1)[head]
+    assert e0 > 0.01 and e.median() < 1e-3 and e.quantile(0.95) < 3e-3
 
 
 def test_alignment_is_exact_without_noise():

@@ -56,6 +56,12 @@ def test_presets_and_json_round_trip():
         ModelConfig.preset("huge")
 
 
+def test_small_preset_fits_the_shipping_budget():
+    m = Avat3rModel(ModelConfig.preset("small"))
+    assert m.num_parameters() * 2 <= 40e6  # <= 40 MB in fp16 (issue 3)
+    assert ModelConfig.preset("paper", features=None, feature_dim=0).features is None  # paper size without Sapiens
+
+
 # ---- shapes --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("order", ["cached", "interleaved"])
 @pytest.mark.parametrize("V,H,W", [(1, 32, 32), (2, 48, 32), (3, 40, 56), (4, 32, 64)])
@@ -101,6 +107,23 @@ def test_views_are_an_unordered_set():
         b = m(**{k: v[:, perm] for k, v in x.items()}, expression=z)
     assert torch.allclose(a.means[:, perm], b.means, atol=1e-5)
     assert torch.allclose(a.colors[:, perm], b.colors, atol=1e-5)
+
+
+def test_windowed_attention_ignores_padding():
+    """Token grids that are not window multiples: each window equals attention over its real tokens alone."""
+    from avat3r.model.upsampler import WindowBlocks
+
+    torch.manual_seed(0)
+    wb = WindowBlocks(16, 2, 2.0, window=4, depth=1).eval()
+    x = torch.randn(2, 10, 14, 16)
+    with torch.no_grad():
+        out = wb(x)
+        for i in range(0, 10, 4):
+            for j in range(0, 14, 4):
+                t = x[:, i : i + 4, j : j + 4]
+                n, h, w, c = t.shape
+                ref = wb.blocks[0](t.reshape(n, h * w, c)).view(n, h, w, c)
+                assert torch.allclose(out[:, i : i + 4, j : j + 4], ref, atol=1e-5)
 
 
 # ---- gradients -----------------------------------------------------------------------------------------------

@@ -406,7 +406,7 @@ def _jaw_weight(p: torch.Tensor, sh: _Shape, sharp=1e-6) -> torch.Tensor:
     ys = _SEAM_Y + 0.0015 * (x / sh.mouth_w) ** 2
     s = sharp + 0.6 * (x.abs() - sh.mouth_w).clamp(min=0)
     lower = torch.sigmoid((ys - y) / s)
-    return lower * torch.sigmoid((z - 0.005) / 0.012) * torch.sigmoid((y + 0.135) / 0.01)
+    return lower * torch.sigmoid((z - 0.005) / 0.012) * torch.sigmoid((y + 0.135) / 0.01) * torch.sigmoid((-0.018 - y) / 0.005)
 
 
 class HeadRig:
@@ -736,8 +736,8 @@ class HeadRig:
             h, w = prt.pos.shape[:2]
             mag = prt.jaw_w.clone()
             if prt.basis is not None:
-                mag = mag + prt.basis.abs().amax(dim=(0, 2)) * 100
-            act = (mag > 2e-3).reshape(h, w)
+                mag = mag + prt.basis.abs().amax(dim=(0, 2)) * 100  # 0.1 mm of motion ~ 1 % jaw weight
+            act = (mag > 1e-2).reshape(h, w)
             if prt.lid is not None or act.all():
                 self._dynamic.append(prt)
                 continue

@@ -182,20 +182,24 @@ def evaluate(model, dataset, cfg: EvalConfig | None = None, *, use_prior: bool =
             ev.acc_for(m).update(pred, gt, gt_faces)
             if expressive:
                 ev.acc_for(f"{m}@expressive").update(pred, gt, gt_faces)
-    if cfg.video_frames > 1 and hasattr(dataset, "video_sample"):
-        ids = range(dataset.num_identities if hasattr(dataset, "num_identities") else 1)
+    if cfg.video_frames > 1:
+        from .video import video_sample
+
+        n_ids = len(getattr(getattr(dataset, "sampler", None), "seeds", [])) or 0
         if cfg.video_identities is not None:
-            ids = list(ids)[: cfg.video_identities]
-        for k in ids:
-            v = dataset.video_sample(k, cfg.video_frames)
+            n_ids = min(n_ids, cfg.video_identities)
+        if n_ids == 0:
+            log.warning("the dataset offers no ground-truth videos (SynthHeads only): no video metric (tErr)")
+        for k in range(n_ids):
+            v = video_sample(dataset, k, cfg.video_frames)
+            if v is None:
+                break
             batch = collate([v]).to(dev)
             gt = batch.target_images[0]
             z = torch.as_tensor(np.asarray(v["target_expressions"]), dtype=torch.float32, device=dev)
             for m in methods:
                 frames = predict_video(m, model, batch, batch.target_cameras[0], z, use_prior, cfg.background)
                 ev.acc_for(m).update_video(_hwc(frames), _hwc(gt))
-    elif cfg.video_frames > 1:
-        log.warning("the dataset offers no video_sample(identity, frames): no video metric (tErr)")
     out = {}
     for k, a in ev.acc.items():
         s = a.summary()

@@ -23,16 +23,18 @@ __all__ = ["MaskConfig", "head_mask", "seed_map"]
 class MaskConfig:
     """work_size: GrabCut runs at this resolution (speed); iterations: GrabCut iterations;
     head_radii: head ellipsoid half-axes (m, centred at the origin); hair_scale: how far hair may reach, as a
-    factor on the ellipsoid; core_scale: the part of it that is surely head; sure_bg_scale: beyond this factor everything is background; feather_px: soft edge."""
+    factor on the ellipsoid; torso: treat clothes / shoulders below the neck as probably foreground (the
+    paper's person mattes keep them; SynthHeads has none); core_scale: the part of it that is surely head; sure_bg_scale: beyond this factor everything is background; feather_px: soft edge."""
 
     work_size: int = 160
     iterations: int = 4
-    head_radii: tuple[float, float, float] = (0.080, 0.118, 0.105)
-    hair_scale: float = 1.35
-    core_scale: float = 0.75
+    head_radii: tuple[float, float, float] = (0.090, 0.125, 0.110)
+    hair_scale: float = 1.45
+    core_scale: float = 0.8
     sure_bg_scale: float = 1.75
     neck_radius: float = 0.058
     feather_px: float = 0.7
+    torso: bool = False
 
 
 def _ellipsoid_points(radii, scale: float, n: int = 24) -> np.ndarray:
@@ -89,7 +91,7 @@ def seed_map(size: int, K: np.ndarray, world_to_cam: np.ndarray, landmarks: np.n
     rows = np.arange(size)[:, None] * np.ones((1, size))
     low = rows > (chin_v[0, 1] if len(chin_v) else size)
     labels = np.full(shp, cv2.GC_BGD, np.uint8)
-    labels[near & low] = cv2.GC_PR_BGD
+    labels[near & low] = cv2.GC_PR_FGD if cfg.torso else cv2.GC_PR_BGD
     labels[hair] = cv2.GC_PR_BGD
     labels[head | neck] = cv2.GC_PR_FGD
     labels[core] = cv2.GC_FGD

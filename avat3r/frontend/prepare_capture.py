@@ -219,14 +219,21 @@ def prepare(
             continue
         img = photo.image
         H, W = img.shape[:2]
+        if "original_size" in photo.meta:
+            ow, oh = photo.meta["original_size"]
+            report.append(f"{label(i)} is {ow}x{oh} ({ow * oh / 1e6:.0f} MP): reduced to {W}x{H} for speed "
+                          "(the head crop needs no more)")
         if photo.grayscale and not video:
             report.append(f"{label(i)} is grayscale: the avatar's colours will be grey in views it covers")
         if photo.alpha is not None and masks is None and photo.alpha.min() < 0.5:
             report.append(f"{label(i)} has a transparent background: its alpha channel is used as the mask")
         if cameras is not None:
-            K = cameras.K[i].double().numpy()
-            w2c = cameras.world_to_cam[i].double().numpy()
-            if int(cameras.width[i]) != W or int(cameras.height[i]) != H:
+            cam_i = cameras[i]
+            if "original_size" in photo.meta and tuple(photo.meta["original_size"]) == (int(cam_i.width[0]), int(cam_i.height[0])):
+                cam_i = cam_i.resize(W, H)  # the photo was reduced on loading: K follows
+            K = cam_i.K[0].double().numpy()
+            w2c = cam_i.world_to_cam[0].double().numpy()
+            if int(cam_i.width[0]) != W or int(cam_i.height[0]) != H:
                 failures.append(Failure(i, names[i], f"{label(i)} is {W}x{H} pixels but its camera says "
                                         f"{int(cameras.width[i])}x{int(cameras.height[i])}: give the camera of the image as stored"))
                 continue

@@ -50,7 +50,8 @@ def save_pretrained(model, save_directory, *, dtype: torch.dtype | None = None, 
             v = v.to(dtype)
         tensors[k] = v.contiguous()
     cfg = {"model_type": MODEL_TYPE, "format_version": FORMAT_VERSION, **model.config.to_dict()}
-    meta = {"format": "pt", "model_type": MODEL_TYPE, "dtype": str(dtype or "as-trained")}
+    stored = str(dtype or next(model.parameters()).dtype).replace("torch.", "")
+    meta = {"format": "pt", "model_type": MODEL_TYPE, "dtype": stored}
     _atomic(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=meta))
     _atomic(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(cfg, indent=2) + "\n"))
     if model_card:
@@ -224,7 +225,7 @@ Animatable 3D Gaussian head avatars from a few images (Kirschstein et al., Avat3
 | | |
 |---|---|
 | parameters | {n / 1e6:.2f} M |
-| stored dtype | {dtype or "float32"} |
+| stored dtype | {str(dtype or next(model.parameters()).dtype).replace("torch.", "")} |
 | input size | {c.image_size}² (any multiple of {c.patch_size}), any number of views |
 | layer order | {c.layer_order} |
 | position prior | {c.prior} |

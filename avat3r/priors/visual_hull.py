@@ -11,7 +11,8 @@ maps I^pos (eq. 2) and a confidence map I^conf whose values above tau = 0.5 mark
    Outside its frame a view's silhouette continues as its border (a head cut by the frame is not carved away);
    voxels behind a camera are not carved by it.
 2. With few views (V <= ``proxy_views``) the hull is a cone that does not bound depth; it is intersected with a
-   head proxy: the template head ellipsoid, moved and scaled to match the silhouettes.
+   head proxy: the average SynthHeads head (skin only, a procedural template), moved and scaled to match the
+   silhouettes. With more views a generously inflated proxy only trims what no view could carve (the back).
 3. Ray-march the carved occupancy from each input camera (coarse steps, then linear refinement at the first
    crossing) -> first-hit surface point per pixel. Foreground pixels whose ray misses the hull get the depth of
    nearby hits (hole filling), else of the proxy, with lower confidence.
@@ -49,10 +50,10 @@ class VisualHullConfig:
     softness: float = 0.006        # silhouette edge softness, fraction of the image size
     carve_votes: int = 1           # views that must see a voxel outside to carve it (raise for noisy masks)
     proxy_views: int = 2           # intersect with the head proxy when V <= this
-    proxy_inflate: float = 1.12    # proxy enlargement for 2 <= V <= proxy_views
-    proxy_inflate_many: float = 1.3  # ... for V > proxy_views (0 = no proxy)
+    proxy_inflate: float = 1.0     # proxy enlargement for 2 <= V <= proxy_views
+    proxy_inflate_many: float = 1.1  # ... for V > proxy_views (0 = no proxy)
     steps: int = 48                # coarse ray-marching samples per ray (then 10 fine ones)
-    resolution: int | None = 256   # compute maps at most at this size, then upsample (None: full size)
+    resolution: int | None = 128   # compute maps at most at this size, then upsample (None: full size)
     mask_threshold: float = 0.5
 
 
@@ -90,6 +91,27 @@ def _proxy_fit(masks: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor, torch.
     return c0 + shift, a0 * s
 
 
+_TEMPLATE_GRID: dict = {}
+
+
+def _template_radius(dirs: torch.Tensor) -> torch.Tensor:
+    """Radius [..] of the average SynthHeads head (skin, no hair) along unit directions dirs [.., 3], from a
+    cached (theta, phi) table: the weight-free head proxy (a procedural template, no learned weights)."""
+    key = str(dirs.device)
+    if key not in _TEMPLATE_GRID:
+        from ..data.headgeom import _Shape, _sphere_dirs
+        from ..data.identity import Identity
+
+        d = _sphere_dirs(64, 128, "cpu", t0=0.0, t1=torch.pi, dense_eq=0.0, dense_front=0.0)
+        r = _Shape(Identity(seed=0)).skin_radius(d)
+        _TEMPLATE_GRID[key] = r[None, None].to(dirs.device)
+    grid = _TEMPLATE_GRID[key]
+    th = torch.acos(dirs[..., 1].clamp(-1, 1))
+    ph = torch.atan2(dirs[..., 0], dirs[..., 2])
+    g = torch.stack([ph / torch.pi, th / torch.pi * 2 - 1], -1).reshape(1, -1, 1, 2)
+    return F.grid_sample(grid, g, mode="bilinear", align_corners=True, padding_mode="border").reshape(dirs.shape[:-1])
+
+
 def _soft_silhouettes(masks: torch.Tensor, tol_px: float, soft_px: float) -> torch.Tensor:
     """Dilate by tol_px and blur by soft_px: [V, H, W] -> [V, 1, H, W] in [0, 1]."""
     m = (masks[:, None] > 0.5).float()
@@ -121,10 +143,12 @@ def _carve(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig, proxy) -> 
     seen = z > 1e-3
     outside = torch.where(seen, 1 - inside, torch.zeros_like(inside)).sum(0)  # soft count of carving views
     occ = (cfg.carve_votes - outside).clamp(0, 1)
-    if proxy is not None:
-        c, a = proxy
-        q = ((pts - c) / a).norm(dim=-1)
-        occ = occ * torch.sigmoid((1.0 - q) * 25)
+    if proxy is not None:  # the template head, moved/scaled to the silhouettes and inflated by `infl`
+        c, scale, infl = proxy
+        rel = (pts - c) / scale
+        dist = rel.norm(dim=-1)
+        q = dist / (infl * _template_radius(rel / dist.clamp(min=1e-6)[:, None]))
+        occ = occ * torch.sigmoid((1.0 - q) * 40)
     occ = occ.reshape(1, 1, n[2], n[1], n[0])
     return occ, cen - half, 2 * half
 
@@ -232,7 +256,7 @@ def visual_hull_maps(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig |
     c, a = proxy
     # few views: the proxy bounds depth; more views: a generous proxy only trims what no view could carve
     infl = 1.0 if V == 1 else (cfg.proxy_inflate if V <= cfg.proxy_views else cfg.proxy_inflate_many)
-    carve_proxy = (c, a * infl) if infl > 0 else None
+    carve_proxy = (c, a / torch.as_tensor(_PROXY_AXES, dtype=torch.float32, device=a.device), infl) if infl > 0 else None
     occ, bmin, bsize = _carve(m_lo, c_lo, cfg, carve_proxy)
     t, hit, o, d = _march(occ, bmin, bsize, c_lo, h, w, cfg.steps, fg)
     ok = hit & fg

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..gaussians import quat_to_rotmat
 
 __all__ = ["Projected", "project_gaussians", "ALPHA_MIN", "ALPHA_MAX", "T_MIN"]
 
@@ -64,16 +63,29 @@ def project_gaussians(
     antialiased: bool = False,
 ) -> Projected:
     """Project N 3D Gaussians into C pinhole cameras (gsplat's ``fully_fused_projection``, pinhole, EWA)."""
-    R = viewmats[:, :3, :3]  # [C, 3, 3]
-    t = viewmats[:, :3, 3]  # [C, 3]
-    means_c = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]  # [C, N, 3]
+    # Written with one contiguous [N] tensor per matrix entry: broadcast batched 3x3 products of tiny
+    # matrices are several times slower on CPU.
+    q = torch.nn.functional.normalize(quats, dim=-1)
+    w, x, y, z = (t.contiguous() for t in q.unbind(-1))
+    rot = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ]
+    sc = [t.contiguous() for t in scales.unbind(-1)]
+    M = [[rot[i][j] * sc[j] for j in range(3)] for i in range(3)]  # R S: world covariance = M Mᵀ
+    mw = [t.contiguous() for t in means.unbind(-1)]
+    outs = []
+    for cam in range(len(viewmats)):
+        R, t = viewmats[cam, :3, :3], viewmats[cam, :3, 3]
+        xc, yc, zc = (R[i, 0] * mw[0] + R[i, 1] * mw[1] + R[i, 2] * mw[2] + t[i] for i in range(3))
+        outs.append(_project_one(xc, yc, zc, M, R, Ks[cam], opacities, width, height, eps2d, near, far, antialiased))
+    return Projected(*(torch.stack(parts) for parts in zip(*outs)))
 
-    Rq = quat_to_rotmat(quats)  # [N, 3, 3]
-    M = Rq * scales[:, None, :]  # R S: world covariance = M Mᵀ
 
-    x, y, z = means_c.unbind(-1)  # [C, N]
-    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]  # [C, 1]
-    cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
+def _project_one(x, y, z, M, R, K, opacities, width, height, eps2d, near, far, antialiased):
+    """One camera: camera-space means (x, y, z [N]) and world M = R S entries -> Projected fields [N, ...]."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     # Jacobian evaluated at a mean clamped to 1.3x the field of view (keeps off-screen splats bounded).
     tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
     lim_xp, lim_xn = (width - cx) / fx + 0.3 * tan_x, cx / fx + 0.3 * tan_x
@@ -82,25 +94,25 @@ def project_gaussians(
     rz = 1.0 / z_safe
     tx = z_safe * torch.minimum(torch.maximum(x * rz, -lim_xn), lim_xp)
     ty = z_safe * torch.minimum(torch.maximum(y * rz, -lim_yn), lim_yp)
-    # Rows of J W (image Jacobian w.r.t. world coordinates), written out elementwise: batched 2x3 @ 3x3
-    # matmuls of tiny matrices are slow on CPU.
-    Rr = R[:, None]  # [C, 1, 3, 3]
-    JW0 = (fx * rz)[..., None] * Rr[..., 0, :] - (fx * tx * rz * rz)[..., None] * Rr[..., 2, :]  # [C, N, 3]
-    JW1 = (fy * rz)[..., None] * Rr[..., 1, :] - (fy * ty * rz * rz)[..., None] * Rr[..., 2, :]
-    U0 = JW0[..., 0:1] * M[:, 0] + JW0[..., 1:2] * M[:, 1] + JW0[..., 2:3] * M[:, 2]  # [C, N, 3]: row 0 of J W R S
-    U1 = JW1[..., 0:1] * M[:, 0] + JW1[..., 1:2] * M[:, 1] + JW1[..., 2:3] * M[:, 2]
-    cxx, cxy, cyy = (U0 * U0).sum(-1), (U0 * U1).sum(-1), (U1 * U1).sum(-1)
+    # Rows of J W: the image Jacobian with respect to world coordinates.
+    j0a, j0b = fx * rz, fx * tx * rz * rz
+    j1a, j1b = fy * rz, fy * ty * rz * rz
+    JW0 = [j0a * R[0, k] - j0b * R[2, k] for k in range(3)]
+    JW1 = [j1a * R[1, k] - j1b * R[2, k] for k in range(3)]
+    U0 = [JW0[0] * M[0][j] + JW0[1] * M[1][j] + JW0[2] * M[2][j] for j in range(3)]  # row 0 of J W R S
+    U1 = [JW1[0] * M[0][j] + JW1[1] * M[1][j] + JW1[2] * M[2][j] for j in range(3)]
+    cxx = U0[0] * U0[0] + U0[1] * U0[1] + U0[2] * U0[2]
+    cxy = U0[0] * U1[0] + U0[1] * U1[1] + U0[2] * U1[2]
+    cyy = U1[0] * U1[0] + U1[1] * U1[1] + U1[2] * U1[2]
 
     det_orig = cxx * cyy - cxy * cxy
     cxx, cyy = cxx + eps2d, cyy + eps2d
     det = cxx * cyy - cxy * cxy
     det_safe = torch.where(det > 0, det, torch.ones_like(det))
-    conics = torch.stack([cyy / det_safe, -cxy / det_safe, cxx / det_safe], -1)  # [C, N, 3]
-
-    op = opacities[None].expand(len(viewmats), -1)  # [C, N]
+    conics = torch.stack([cyy / det_safe, -cxy / det_safe, cxx / det_safe], -1)  # [N, 3]
+    op = opacities
     if antialiased:
         op = op * torch.sqrt(torch.clamp(det_orig / det_safe, min=0.0))
-
-    means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], -1)  # [C, N, 2]
+    means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], -1)  # [N, 2]
     valid = (z >= near) & (z <= far) & (det > 0) & (op >= ALPHA_MIN)
-    return Projected(means2d, conics, torch.stack([cxx, cxy, cyy], -1), z, op, valid)
+    return means2d, conics, torch.stack([cxx, cxy, cyy], -1), z, op, valid

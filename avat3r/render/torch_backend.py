@@ -25,6 +25,7 @@ memory O(P / chunks).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -46,20 +47,19 @@ def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     total = int(counts.sum())
     owner = torch.repeat_interleave(counts, output_size=total)
     starts = counts.cumsum(0) - counts
-    local = torch.arange(total, device=counts.device) - starts[owner]
+    local = torch.arange(total, device=counts.device) - torch.index_select(starts, 0, owner)
     return owner, local
 
 
 def _stable_argsort(keys: torch.Tensor, n_keys: int) -> torch.Tensor:
-    """Stable argsort of integer keys in [0, n_keys) -> int64 permutation (LSD radix via numpy on CPU)."""
-    if keys.device.type != "cpu":
-        return torch.sort(keys, stable=True).indices
-    k = keys.numpy()
-    if n_keys <= 1 << 16:  # numpy's stable sort of 16-bit keys is a radix sort: O(M)
-        return torch.from_numpy(np.argsort(k.astype(np.uint16), kind="stable"))
-    perm = np.argsort((k & 0xFFFF).astype(np.uint16), kind="stable")
-    hi = (k[perm] >> 16).astype(np.uint16)
-    return torch.from_numpy(perm[np.argsort(hi, kind="stable")])
+    """Stable argsort of integer keys in [0, n_keys) -> int64 permutation.
+
+    Radix sorts: numpy's stable sort of uint16 keys on CPU when they fit in 16 bits, else PyTorch's stable
+    sort of int32 keys (also a radix sort on CPU; about 10x faster than sorting floats or int64).
+    """
+    if keys.device.type == "cpu" and n_keys <= 1 << 16:
+        return torch.from_numpy(np.argsort(keys.numpy().astype(np.uint16), kind="stable"))
+    return torch.sort(keys.to(torch.int32), stable=True).indices
 
 
 def _sel(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -88,6 +88,23 @@ def _row_table(mx, my, a, b, c, logop, L, y0, nrow, H: int, W: int):
     gid, y, x0, dy, ag, bg, cg, mxg = (_sel(t, keep) for t in (gid, y, x0, dy, ag, bg, cg, mxg))
     C = 0.5 * cg * dy * dy - _sel(logop, gid)
     return gid, (y * W + x0).long(), _sel(ncol, keep), mxg - (x0 + 0.5), 0.5 * ag, bg * dy, C
+
+
+def _weighted_sum(counts: torch.Tensor, cols: torch.Tensor, w: torch.Tensor, feats: torch.Tensor, pix: torch.Tensor):
+    """Σ over each pixel's pairs of w * feats[col] -> [n_pix, F]; pairs sorted by pixel, ``counts`` per pixel.
+
+    On CPU a CSR sparse x dense product (several times faster than gather + index_add); elsewhere index_add.
+    """
+    if w.device.type != "cpu":
+        return torch.zeros(len(counts), feats.shape[1], dtype=feats.dtype, device=w.device).index_add_(
+            0, pix, _sel(feats, cols).mul_(w[:, None])
+        )
+    crow = torch.zeros(len(counts) + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=crow[1:])
+    with warnings.catch_warnings():  # CSR support is labelled beta; invariants hold by construction
+        warnings.simplefilter("ignore")
+        mat = torch.sparse_csr_tensor(crow, cols, w, size=(len(counts), feats.shape[0]), check_invariants=False)
+        return mat @ feats
 
 
 @torch.no_grad()
@@ -179,15 +196,19 @@ def _blend_pass(m2d, con, cov2d, op, feats, H: int, W: int, collect: bool):
         first = (counts.cumsum(0) - counts).clamp_(max=len(pix) - 1)
         off = logT - _sel(excl, first)
         log_te = excl.add_(_sel(off, pix))
-        inc = (log_te + la) > _LOG_TMIN  # T after the pair must stay > 1e-4, else the pixel stops here
+        log_ti = log_te + la  # log T after the pair
+        inc = log_ti > _LOG_TMIN  # T after the pair must stay > 1e-4, else the pixel stops here
         all_inc = bool(inc.all())
+        # New per-pixel log T: that after the pixel's last pair in this chunk; -inf where the pixel stopped.
+        hit = counts > 0
+        last = (first + counts - 1).clamp_(min=0)
+        logT = torch.where(hit, _sel(log_ti, last), logT)
         if all_inc:
-            logT.index_add_(0, pix, la.to(torch.float64))
-            w = alpha.mul_(torch.exp(log_te).to(dtype))
+            w = alpha.mul_(torch.exp(log_te.to(dtype)))
         else:
             any_stopped = True
-            logT.index_add_(0, pix, torch.where(inc, la.to(torch.float64), -math.inf))
-            w = torch.where(inc, alpha * torch.exp(log_te).to(dtype), 0.0)
+            logT[pix[~inc]] = -math.inf
+            w = torch.where(inc, alpha * torch.exp(log_te.to(dtype)), 0.0)
         if collect:
             if not all_inc:
                 keep = torch.nonzero(inc).squeeze(1)
@@ -196,7 +217,7 @@ def _blend_pass(m2d, con, cov2d, op, feats, H: int, W: int, collect: bool):
             kept_p.append(pix)
         else:
             row_feats = _sel(feats, _sel(gsl, rows_g))  # [R, 5]
-            acc.index_add_(0, pix, _sel(row_feats, rid).mul_(w[:, None]))
+            acc += _weighted_sum(counts, rid, w, row_feats, pix)
     if not collect:
         return acc, None, None
     e = torch.zeros(0, dtype=torch.long, device=dev)
@@ -210,7 +231,9 @@ def _rasterize_one(proj: Projected, cam: int, colors: torch.Tensor, H: int, W: i
     vis = torch.nonzero(proj.valid[cam]).squeeze(1)
     if len(vis) == 0:
         return torch.zeros(n_pix, 5, device=dev, dtype=dtype)
-    order = _sel(vis, torch.sort(_sel(proj.depths[cam], vis).detach(), stable=True).indices)  # front to back
+    # Front to back (ties by id). Depths are >= near > 0, so their float bits sort like int32: radix path.
+    depth_bits = _sel(proj.depths[cam], vis).detach().to(torch.float32).contiguous().view(torch.int32)
+    order = _sel(vis, torch.sort(depth_bits, stable=True).indices)
     m2d = _sel(proj.means2d[cam], order)  # [G, 2]
     con = _sel(proj.conics[cam], order)  # [G, 3]
     op = _sel(proj.opacities[cam], order)  # [G]

@@ -90,7 +90,8 @@ def _get(sample, *names):
 
 
 def collate(samples: list) -> Batch:
-    """Stack dataset samples (SynthHeads' sampler dicts, or the same keys channel-last) into a CPU Batch.
+    """Stack dataset samples (SynthHeads' sampler dicts, or the same keys channel-last) into a Batch (tensors
+    stay on the device the samples were made on; ``Batch.to`` moves them).
 
     A sample provides input_images [V, 3, H, W], input_cameras (Cameras), prior_positions [V, 3, H, W]
     (alias input_positions), prior_confidence [V, 1, H, W] (alias input_confidence), target_images
@@ -101,14 +102,14 @@ def collate(samples: list) -> Batch:
              "target_images", "target_cameras", "target_expression", "expression", "input_expressions", "target_masks"}
     items = []
     for s in samples:
-        imgs = _chw(_t(_get(s, "input_images", "images"), "input_images").cpu(), 3)
+        imgs = _chw(_t(_get(s, "input_images", "images"), "input_images"), 3)
         cams = _get(s, "input_cameras", "cameras")
         tcams = _get(s, "target_cameras")
         if not isinstance(cams, Cameras) or not isinstance(tcams, Cameras):
             raise InputError("training sample: input_cameras and target_cameras must be avat3r.cameras.Cameras")
-        cams, tcams = cams.to("cpu"), tcams.to("cpu")
+        cams, tcams = cams.to(imgs.device), tcams.to(imgs.device)
         V, _, H, W = imgs.shape
-        conf = _t(_get(s, "prior_confidence", "input_confidence", "confidence"), "prior_confidence").cpu().reshape(V, 1, H, W)
+        conf = _t(_get(s, "prior_confidence", "input_confidence", "confidence"), "prior_confidence").reshape(V, 1, H, W)
         masks = _get(s, "input_masks", "masks")
         feats = _get(s, "input_features", "features")
         zin = _get(s, "input_expressions")
@@ -117,14 +118,14 @@ def collate(samples: list) -> Batch:
             meta.update({k: v for k, v in s.items() if k not in known and k != "meta"})
         items.append(dict(
             images=imgs,
-            positions=_chw(_t(_get(s, "prior_positions", "input_positions", "positions"), "prior_positions").cpu(), 3),
+            positions=_chw(_t(_get(s, "prior_positions", "input_positions", "positions"), "prior_positions"), 3),
             confidence=conf,
             plucker=plucker_rays(cams, H, W),
-            expression=_t(_get(s, "target_expression", "expression"), "target_expression").cpu().reshape(-1),
-            target_images=_chw(_t(_get(s, "target_images"), "target_images").cpu(), 3),
-            masks=None if masks is None else _t(masks, "input_masks").cpu().reshape(V, 1, H, W),
-            input_expressions=None if zin is None else _t(zin, "input_expressions").cpu(),
-            features=None if feats is None else _t(feats, "input_features").cpu(),
+            expression=_t(_get(s, "target_expression", "expression"), "target_expression").reshape(-1),
+            target_images=_chw(_t(_get(s, "target_images"), "target_images"), 3),
+            masks=None if masks is None else _t(masks, "input_masks").reshape(V, 1, H, W),
+            input_expressions=None if zin is None else _t(zin, "input_expressions"),
+            features=None if feats is None else _t(feats, "input_features"),
             input_cameras=cams, target_cameras=tcams, meta=meta,
         ))
 

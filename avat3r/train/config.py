@@ -12,8 +12,8 @@ Named runs (``RUNS``; ``TrainConfig.from_run(name, **overrides)``):
 ``no_prior``           Table 2 "w/o DUSt3R": no position maps in the tokens and no position skip; Gaussians
                        spawn on the foreground mask
 ``consistent_inputs``  Table 2 "w/o rand. timesteps": the 4 input views share one timestep/expression
-``interleaved``        layer order N x [self, cross, MLP]
-``cached``             layer order: all self-attention blocks, then all cross-attention blocks
+``interleaved``        layer order N x [self, cross, MLP]  (cross-layer count = self-layer count)
+``cached``             layer order: all self-attention blocks, then all cross-attention blocks (same counts)
 =====================  =========================================================================
 """
 
@@ -48,7 +48,7 @@ class TrainConfig:
     num_supervision: int = 8  # supervision views of the target expression (paper: 8)
     input_size: int | None = None  # input resolution; None = the model preset's image_size (paper 512)
     supervision_size: int | None = None  # render/target resolution; None = round(input_size * 667 / 512)
-    num_workers: int = 2  # DataLoader worker processes per rank
+    num_workers: int = -1  # DataLoader workers per rank; -1 = auto: 0 on CUDA (SynthHeads renders on the GPU), else 2
 
     # ---- optimisation (paper Sec. 4.1) ------------------------------------------------------------
     batch_size: int = 1  # samples per GPU (paper: 1 per GPU on 8 GPUs)
@@ -114,6 +114,11 @@ class TrainConfig:
         kw.update(self.model_overrides)
         if not self.use_prior:
             kw.setdefault("pos_skip", False)
+            kw.setdefault("prior", "none")
+        base = ModelConfig.preset(self.model_preset)
+        for k, v in list(kw.items()):  # {"num_cross_layers": "num_self_layers"}: copy another field's value
+            if isinstance(v, str) and k != v and v in _INT_FIELDS and isinstance(getattr(base, v, None), int):
+                kw[k] = kw.get(v, getattr(base, v))
         return ModelConfig.preset(self.model_preset, **kw)
 
     # ---- (de)serialisation --------------------------------------------------------------------------
@@ -157,9 +162,11 @@ RUNS: dict[str, dict[str, Any]] = {
     "no_skip": {"model_overrides": {"pos_skip": False, "rgb_skip": False}},
     "no_prior": {"use_prior": False},
     "consistent_inputs": {"consistent_inputs": True},
-    "interleaved": {"model_overrides": {"layer_order": "interleaved"}},
-    "cached": {"model_overrides": {"layer_order": "cached"}},
+    # the layer-order pair: equal self/cross counts in both ('interleaved' pairs every self with a cross layer)
+    "interleaved": {"model_overrides": {"layer_order": "interleaved", "num_cross_layers": "num_self_layers"}},
+    "cached": {"model_overrides": {"layer_order": "cached", "num_cross_layers": "num_self_layers"}},
 }
+_INT_FIELDS = ("num_self_layers", "num_cross_layers")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

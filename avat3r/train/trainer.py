@@ -46,12 +46,14 @@ def seed_everything(seed: int) -> None:
 
 
 # ---- data -------------------------------------------------------------------------------------------------
-def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None = None, length: int = 1_000_000):
+def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None = None, length: int = 1_000_000,
+                  device: torch.device | str | None = None):
     """The dataset a run trains/evaluates on: SynthHeads (procedural, avat3r.data.sampler) by default.
 
     Input views at ``input_size`` (default: the model preset's), supervision views at ``supervision_size``
     (default 667/512 of that, as in the paper). ``cfg.data_options`` go to the sampler's config (e.g.
-    ``{"device": "cuda"}`` to generate samples on the GPU, ``{"prior": "oracle"}``)."""
+    ``{"device": "cuda"}`` to generate samples on the GPU, ``{"prior": "oracle"}``). Given ``device`` (the
+    training device) and no such option, samples are generated there when no DataLoader workers are used."""
     size = input_size or cfg.input_size or cfg.model_config().image_size
     sup = cfg.supervision_size or int(round(size * 667 / 512))
     opts = dict(cfg.data_options)
@@ -59,6 +61,8 @@ def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None
         from ..data.sampler import SynthHeadsDataset
 
         opts.setdefault("prior", "visual_hull" if cfg.use_prior else "none")
+        if device is not None and torch.device(device).type == "cuda" and resolve_workers(cfg, device) == 0:
+            opts.setdefault("device", str(device))
         opts.setdefault("seed", cfg.seed)
         return SynthHeadsDataset(length=opts.pop("length", length), split=split, num_inputs=cfg.num_inputs,
                                  num_targets=cfg.num_supervision, input_size=size, target_size=sup,
@@ -73,11 +77,18 @@ def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None
                                 input_size=size, target_size=sup, consistent_inputs=cfg.consistent_inputs, **opts)
 
 
+def resolve_workers(cfg: TrainConfig, device) -> int:
+    """cfg.num_workers, with -1 (auto) = 0 on CUDA (data generated on the GPU) and 2 on CPU."""
+    if cfg.num_workers >= 0:
+        return cfg.num_workers
+    return 0 if torch.device(device).type == "cuda" else 2
+
+
 def expression_space_overrides(dataset) -> dict[str, Any]:
     """ModelConfig fields that make the model's expression code that of the dataset."""
     names = getattr(dataset, "expression_names", None)
     presets = getattr(dataset, "expression_presets", None)
-    if names is None and type(dataset).__module__.startswith("avat3r.data"):
+    if names is None and type(dataset).__module__.startswith("avat3r.data."):
         from ..data.synthheads import EXPRESSION_NAMES, EXPRESSION_PRESETS
 
         names, presets = EXPRESSION_NAMES, EXPRESSION_PRESETS
@@ -118,7 +129,7 @@ class Trainer:
         self.device = self.info.device
         self.out = Path(cfg.out_dir)
         self.progress = progress and self.info.is_main
-        self.dataset = dataset if dataset is not None else build_dataset(cfg, "train")
+        self.dataset = dataset if dataset is not None else build_dataset(cfg, "train", device=self.device)
         seed_everything(cfg.seed)  # identical initial weights on every rank
         from ..model import Avat3rModel
 
@@ -206,7 +217,7 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------------
     def _loader(self, start: int, stop: int):
         items = _StepItems(self.dataset, start, stop, self.cfg.batch_size, self.info, self.cfg.seed)
-        nw = self.cfg.num_workers
+        nw = resolve_workers(self.cfg, self.device)
         return torch.utils.data.DataLoader(
             items, batch_size=self.cfg.batch_size, shuffle=False, num_workers=nw, collate_fn=collate,
             pin_memory=self.device.type == "cuda" and nw > 0, persistent_workers=False,

@@ -10,8 +10,10 @@ with c_k the camera centre and r_k(p) the world ray of pixel p scaled to unit ca
 all unknowns (the original), this minimises E by block-coordinate descent: for fixed depths each T_e is a
 weighted Umeyama fit (closed form), for fixed T_e each depth is a weighted least-squares projection onto its
 ray (closed form), and the L2 (not squared) distance is handled by iteratively re-weighted least squares. It
-starts from T_e = (s_e, R_cam_i, c_i) with s_e fitted so that view j's points lie on camera j's rays, and
-converges in ~10 iterations. The world scale comes from the known camera baselines.
+starts from T_e = (s_e, R_cam_i, c_i) with s_e fitted so that view j's points lie on camera j's rays, then
+refines each pair alone by Gauss-Newton on point-to-ray distances (7 unknowns per pair, on a pixel subset; this
+absorbs the pair's rotation error relative to the known cameras), then runs the alternation (~10 iterations).
+The world scale comes from the known camera baselines.
 
 Pose-free (cameras unknown; the paper's stated limitation, offered to the front end): focal lengths from each
 view's own pointmap (principal point at the centre), a maximum spanning tree over pairs (score = mean conf
@@ -34,6 +36,8 @@ __all__ = ["AlignConfig", "AlignResult", "align_known_cameras", "estimate_camera
 
 @dataclass
 class AlignConfig:
+    init_steps: int = 8         # Gauss-Newton steps fitting each pair to its cameras' rays (per pair, before fusion)
+    init_points: int = 8192     # pixels per pair used by that fit (strided subsample)
     iterations: int = 10        # alternating updates (each: similarities, then depths)
     robust: bool = True         # IRLS on the L2 distance (DUSt3R's loss); False = squared distances
     irls_eps: float = 1e-3      # IRLS floor, relative to the mean scene depth
@@ -67,6 +71,36 @@ def umeyama(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor, with_scale: b
     var = (w * (a * a).sum(-1)).sum(-1)
     s = (S * D).sum(-1) / var.clamp(min=1e-12) if with_scale else torch.ones_like(var)
     t = mu_d - s[:, None] * torch.einsum("bij,bj->bi", R, mu_s)
+    return s, R, t
+
+
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    z = torch.zeros_like(v[..., 0])
+    return torch.stack([torch.stack([z, -v[..., 2], v[..., 1]], -1), torch.stack([v[..., 2], z, -v[..., 0]], -1),
+                        torch.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+def _fit_pairs_to_rays(X, w, c, u, s, R, t, steps: int, robust: bool, eps: float):
+    """Per-pair Gauss-Newton on point-to-ray distances: find (s, R, t) so that s R X + t lies on the known rays.
+    X, c, u [E, P, 3] (u unit); w [E, P]. Left perturbation Y -> (1 + a) (I + [o]x) Y + b, 7 unknowns per pair."""
+    for _ in range(steps):
+        Y = s[:, None, None] * torch.einsum("eij,epj->epi", R, X) + t[:, None]
+        D = Y - c
+        res = D - u * (u * D).sum(-1, keepdim=True)                       # A (Y - c), A = I - u u^T
+        om = w / res.norm(dim=-1).clamp(min=eps) if robust else w
+        J = torch.cat([Y[..., None], -_skew(Y), torch.eye(3, device=X.device).expand(*Y.shape[:2], 3, 3)], -1)  # [E,P,3,7]
+        AJ = J - u[..., None] * torch.einsum("epi,epij->epj", u, J)[..., None, :]
+        H = torch.einsum("ep,epki,epkj->eij", om, AJ, AJ)
+        g = torch.einsum("ep,epki,epk->ei", om, AJ, res)
+        H = H + 1e-6 * torch.diagonal(H, dim1=1, dim2=2).mean(-1)[:, None, None] * torch.eye(7, device=X.device)
+        d = -torch.linalg.solve(H, g[..., None])[..., 0]
+        a, o, b = d[:, 0], d[:, 1:4], d[:, 4:]
+        th = o.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        Kx = _skew(o / th)
+        dR = torch.eye(3, device=X.device) + th.sin()[..., None] * Kx + (1 - th.cos())[..., None] * Kx @ Kx
+        s = s * (1 + a).clamp(min=0.5, max=2.0)
+        R = dR @ R
+        t = (1 + a)[:, None] * torch.einsum("eij,ej->ei", dR, t) + b
     return s, R, t
 
 
@@ -106,6 +140,13 @@ def align_known_cameras(pred: PairPredictions, cameras: Cameras, config: AlignCo
     den = (wj * ((Xj * Xj).sum(-1) - ux * ux)).sum(-1)
     s = torch.where(den > 1e-12, num / den.clamp(min=1e-12), torch.ones_like(num)).clamp(min=1e-6)
     R, t = Rc2w[ei].clone(), centers[ei].clone()
+    if cfg.init_steps > 0:  # refine each pair on a strided subset of its pixels (absorbs per-pair rotation errors)
+        stride = max(1, (2 * N) // cfg.init_points)
+        sub = torch.arange(0, 2 * N, stride, device=dev)
+        c_all = torch.cat([centers[ei][:, None].expand(E, N, 3), centers[ej][:, None].expand(E, N, 3)], 1)[:, sub]
+        u_all = torch.nn.functional.normalize(torch.cat([rays[ei], rays[ej]], 1)[:, sub], dim=-1)
+        eps = cfg.irls_eps * (centers.norm(dim=-1).mean().clamp(min=1e-6))
+        s, R, t = _fit_pairs_to_rays(X[:, sub], Wc[:, sub], c_all, u_all, s, R, t, cfg.init_steps, cfg.robust, eps)
 
     def depths_from(Y, omega, prev):
         Yv = Y.reshape(E, 2, N, 3).transpose(0, 1).reshape(2 * E, N, 3)

@@ -1,0 +1,118 @@
+"""Dome, head crops and the paper-style sampler (supp. C) on SynthHeads."""
+
+import numpy as np
+import pytest
+import torch
+
+from avat3r.cameras import Cameras
+from avat3r.data.dome import back_only, fold_head_pose, head_crops, head_pose_matrix, make_dome
+from avat3r.data.sampler import SamplerConfig, SynthHeadsDataset, SynthHeadsSampler, SynthHeadsStream, collate
+from avat3r.errors import InputError
+from avat3r.head_template import HEAD_BOX_CENTER
+
+SMALL = dict(input_size=40, target_size=48, num_targets=2, backend="torch", split="test")
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    torch.set_num_threads(1)
+    return SynthHeadsSampler(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def sample(sampler):
+    return sampler.sample(7)
+
+
+def test_dome_layout():
+    d = make_dome()
+    assert len(d.names) == 80 and len(set(d.names)) == 80
+    dist = d.cameras.centers.norm(dim=-1)
+    assert 0.79 < dist.min() and dist.max() < 1.31
+    bo = back_only(d.cameras)
+    assert 5 <= int(bo.sum()) <= 20
+    assert (d.elevation > 20).sum() > 10 and (d.elevation < -10).sum() > 5  # above and below
+    assert d.cameras.K[:, 0, 0].std() > 50  # varied focal lengths
+    # every camera looks at the head
+    uv, z = d.cameras.project(torch.tensor([HEAD_BOX_CENTER], dtype=torch.float32))
+    assert (z > 0).all() and (uv[:, 0, 0] - 667 / 2).abs().max() < 120
+
+
+def test_head_crops_center_the_head():
+    d = make_dome()
+    c = head_crops(d.cameras, 64)
+    uv, _ = c.project(torch.tensor([HEAD_BOX_CENTER], dtype=torch.float32))
+    assert torch.allclose(uv[:, 0], torch.full((80, 2), 32.0), atol=1e-3)
+    assert (c.width == 64).all() and (c.height == 64).all()
+
+
+def test_head_pose_folding_keeps_relative_geometry():
+    d = make_dome()
+    R = head_pose_matrix(20, 5, 0)
+    f = fold_head_pose(d.cameras, R)
+    # the head point x_head seen by the folded camera equals R x_head seen by the original one
+    x = torch.tensor([[0.03, 0.02, 0.09]])
+    uv1, _ = f.project(x)
+    uv2, _ = d.cameras.project(x @ R.T)
+    assert torch.allclose(uv1, uv2, atol=1e-3)
+
+
+def test_sample_shapes_and_ranges(sample):
+    V, T = 4, 2
+    assert sample["input_images"].shape == (V, 3, 40, 40)
+    assert sample["input_masks"].shape == (V, 1, 40, 40)
+    assert sample["prior_positions"].shape == (V, 3, 40, 40)
+    assert sample["prior_confidence"].shape == (V, 1, 40, 40)
+    assert sample["target_images"].shape == (T, 3, 48, 48)
+    assert sample["target_masks"].shape == (T, 1, 48, 48)
+    assert isinstance(sample["input_cameras"], Cameras) and len(sample["input_cameras"]) == V
+    assert sample["input_expressions"].shape == (V, 20) and sample["target_expression"].shape == (20,)
+    for k in ("input_images", "target_images", "input_masks", "prior_confidence"):
+        assert sample[k].min() >= 0 and sample[k].max() <= 1
+    m = sample["input_masks"]
+    assert 0.1 < (m > 0.5).float().mean() < 0.9  # a head, not an empty or full frame
+    assert ((sample["prior_confidence"] > 0.5) == (m > 0.5)).float().mean() > 0.99
+    assert sample["identity_seed"] in range(2_000_000, 2_000_012)
+
+
+def test_inputs_are_k_farthest_distinct_non_back_views_with_differing_expressions(sampler):
+    d = sampler.dome
+    bo = back_only(d.cameras)
+    for i in range(20):  # camera selection is cheap: check it many times without rendering
+        gen = torch.Generator().manual_seed(i)
+        from avat3r.cameras import k_farthest_viewpoints
+        ids = k_farthest_viewpoints(d.cameras.centers, 4, n_candidates=10, allowed=sampler.allowed, generator=gen)
+        assert len(set(ids)) == 4 and not bo[ids].any()
+    s = sampler.sample(3)
+    ids = s["input_camera_ids"]
+    assert len(set(ids.tolist())) == 4 and not bo[ids].any()
+    z = s["input_expressions"]
+    assert (torch.cdist(z, z) + torch.eye(4) * 10).min() > 1e-3  # inconsistent inputs: all different
+
+
+def test_consistent_inputs_and_determinism():
+    torch.set_num_threads(1)
+    s = SynthHeadsSampler(**SMALL, num_inputs=2, consistent_inputs=True, prior="none")
+    a, b = s.sample(11), s.sample(11)
+    assert torch.equal(a["input_images"], b["input_images"]) and torch.equal(a["target_images"], b["target_images"])
+    assert torch.equal(a["input_expressions"][0], a["input_expressions"][1])
+    c = s.sample(12)
+    assert not torch.equal(a["input_images"], c["input_images"])
+
+
+def test_config_validation_and_wrappers(sampler):
+    with pytest.raises(InputError):
+        SynthHeadsSampler(num_inputs=9)
+    with pytest.raises(InputError):
+        SynthHeadsSampler(prior="magic")
+    with pytest.raises(InputError):
+        SynthHeadsSampler(bogus=1)
+    ds = SynthHeadsDataset(SamplerConfig(**SMALL, num_inputs=1, prior="none"), length=3)
+    assert len(ds) == 3
+    with pytest.raises(IndexError):
+        ds[3]
+    batch = collate([ds[0], ds[1]])
+    assert batch["input_images"].shape == (2, 1, 3, 40, 40) and len(batch["input_cameras"]) == 2
+    st = SynthHeadsStream(SamplerConfig(**SMALL, num_inputs=1, prior="none"), start=5, rank=1, world_size=2)
+    first = next(iter(st))
+    assert first["index"] == 6  # start + rank * workers + worker
