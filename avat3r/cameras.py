@@ -100,10 +100,10 @@ class Cameras:
                 "non-pinhole K was given); check the focal length units (pixels)"
             )
         R = self.world_to_cam[:, :3, :3]
-        eye = torch.eye(3).expand_as(R)
+        eye = torch.eye(3, device=R.device).expand_as(R)
         if (R @ R.transpose(1, 2) - eye).abs().max() > 1e-3 or (torch.linalg.det(R) < 0).any():
             raise InputError(f"{where}: the rotation part of world_to_cam must be a proper rotation matrix (orthonormal, det +1)")
-        if (self.world_to_cam[:, 3] - torch.tensor([0.0, 0, 0, 1])).abs().max() > 1e-6:
+        if (self.world_to_cam[:, 3] - torch.tensor([0.0, 0, 0, 1], device=R.device)).abs().max() > 1e-6:
             raise InputError(f"{where}: the last row of world_to_cam must be [0, 0, 0, 1]")
 
     # ---- container behaviour ----------------------------------------------------------------------

@@ -514,4 +514,4 @@ def viewer_gaussians(g: Gaussians, *, scale: float | None = None) -> Gaussians:
     return g.transform(t=-centre).transform(R=flip, scale=scale)
 
 
-VIEWER_SCALE = 6.0  # head + hair (~0.3 m) -> ~1.8 viewer units: fills most of the gsplat.js default view (distance 5)
+VIEWER_SCALE = 4.0  # head + hair (~0.3 m) -> ~1.2 viewer units: about 2/3 of the gsplat.js default view (distance 5)

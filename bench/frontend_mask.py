@@ -94,7 +94,7 @@ def greenscreen(n_frames: int = 6, n_bg: int = 4) -> tuple[list, list]:
 
 
 def synth(n_ids: int, size: int = 384) -> tuple[list, list]:
-    azs = [-40, -20, 0, 20, 40, 60, -60]
+    azs = [-60, -40, -20, 0, 20, 40, 60]
     bgs = background_photos(size, 7, seed=2)
     imgs, gts = [], []
     for seed in range(n_ids):

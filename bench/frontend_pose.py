@@ -81,24 +81,30 @@ def reprojection(files: list[Path], label: str) -> dict:
     files = [f for f in files if f.exists()]
     if not files:
         return {"skipped": f"{label} not found"}
-    res = prepare(files, size=256)
+    res = prepare(files, size=256, max_views=len(files))
     rows = []
+    rigid = np.r_[27:36, 36, 39, 42, 45]  # nose and eye corners: points that move neither with pose nor expression
     for v in res.views:
         lm = v.landmarks_crop * v.box[2] / 256  # back to photo pixels
         iod = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        rig = float(np.sqrt(np.mean(v.landmark_residuals_px[rigid] ** 2)))
         rows.append({"name": v.name, "rms_px": v.reprojection_px, "rms_over_eye_dist": v.reprojection_px / iod,
+                     "rigid_rms_px": rig, "all68_rms_px": float(np.sqrt(np.mean(v.landmark_residuals_px ** 2))),
                      "azimuth": v.azimuth_deg, "elevation": v.elevation_deg})
     return {"views": rows, "failures": [f.message for f in res.failures],
             "median_rms_px": float(np.median([r["rms_px"] for r in rows])),
-            "median_rms_over_eye_dist": float(np.median([r["rms_over_eye_dist"] for r in rows])), "_preview": res.preview}
+            "median_rms_over_eye_dist": float(np.median([r["rms_over_eye_dist"] for r in rows])),
+            "median_rigid_rms_px": float(np.median([r["rigid_rms_px"] for r in rows])), "_preview": res.preview}
 
 
 def synth(n_ids: int, size: int = 384) -> dict:
-    """SynthHeads renders over black: relative and absolute rotation error of the estimated cameras."""
+    """SynthHeads renders over black: relative and absolute rotation error of the estimated cameras, per azimuth."""
     from avat3r.frontend import prepare
 
     azs = [-60, -40, -20, 0, 20, 40, 60]
-    rel, absolute, found, total = [], [], 0, 0
+    found, total = 0, 0
+    per_az: dict[int, list[float]] = {a: [] for a in azs}
+    rel_all, rel_near = [], []
     for seed in range(n_ids):
         color, alpha, cams = synth_views(1000 + seed, azs, size=size)
         total += len(azs)
@@ -111,11 +117,15 @@ def synth(n_ids: int, size: int = 384) -> dict:
         found += len(idx)
         R_est = [v.world_to_cam[:3, :3] for v in res.views]
         R_gt = [cams.world_to_cam[i, :3, :3].double().numpy() for i in idx]
-        rel += relative_rotation_errors(R_est, R_gt)
-        absolute += [rot_angle_deg(a @ b.T) for a, b in zip(R_est, R_gt)]
+        for i, a, b in zip(idx, R_est, R_gt):
+            per_az[azs[i]].append(rot_angle_deg(a @ b.T))
+        rel_all += relative_rotation_errors(R_est, R_gt)
+        near = [k for k, i in enumerate(idx) if abs(azs[i]) <= 20]
+        rel_near += relative_rotation_errors([R_est[k] for k in near], [R_gt[k] for k in near])
     return {"identities": n_ids, "views": total, "faces_found": found,
-            "median_rel_rot_deg": float(np.median(rel)) if rel else None,
-            "median_abs_rot_deg": float(np.median(absolute)) if absolute else None}
+            "median_rel_rot_deg": float(np.median(rel_all)) if rel_all else None,
+            "median_rel_rot_deg_within_20": float(np.median(rel_near)) if rel_near else None,
+            "median_abs_rot_deg_by_azimuth": {str(a): (float(np.median(v)) if v else None) for a, v in per_az.items()}}
 
 
 def main() -> None:
@@ -138,18 +148,25 @@ def main() -> None:
         if "skipped" in r:
             print(name, r["skipped"])
             continue
-        print(f"{name}: {len(r['views'])} views, median landmark reprojection {r['median_rms_px']:.2f} px "
-              f"({100 * r['median_rms_over_eye_dist']:.1f}% of the eye distance); failures: {len(r['failures'])}")
-        print("   view                 rms px   az    el")
+        print(f"{name}: {len(r['views'])} views, median landmark reprojection {r['median_rms_px']:.2f} px weighted "
+              f"({100 * r['median_rms_over_eye_dist']:.1f}% of the eye distance), {r['median_rigid_rms_px']:.2f} px on "
+              f"nose + eye corners; failures: {len(r['failures'])}")
+        print("   view                 weighted px  all-68 px  rigid px   az    el")
         for v in r["views"]:
-            print(f"   {v['name'][:20]:20s} {v['rms_px']:6.2f} {v['azimuth']:+5.0f} {v['elevation']:+5.0f}")
+            print(f"   {v['name'][:20]:20s} {v['rms_px']:11.2f} {v['all68_rms_px']:10.2f} {v['rigid_rms_px']:9.2f} "
+                  f"{v['azimuth']:+5.0f} {v['elevation']:+5.0f}")
     results["mvfnet"] = {k: v for k, v in mv.items() if k != "_preview"}
     results["nersemble"] = {k: v for k, v in ne.items() if k != "_preview"}
     if args.synth:
         s = synth(args.synth)
         results["synthheads"] = s
-        print(f"SynthHeads: faces found {s['faces_found']}/{s['views']}; median relative rotation error "
-              f"{s['median_rel_rot_deg']} deg; median absolute (head-centric frame) {s['median_abs_rot_deg']} deg")
+        f = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
+        print(f"SynthHeads ({s['identities']} identities, azimuths -60..60, elevation 5): faces found "
+              f"{s['faces_found']}/{s['views']}; median relative rotation error {f(s['median_rel_rot_deg'])} deg over all "
+              f"pairs, {f(s['median_rel_rot_deg_within_20'])} deg among views within +-20 deg")
+        print("   azimuth  median absolute rotation error (head-centric frame), deg")
+        for a, e in s["median_abs_rot_deg_by_azimuth"].items():
+            print(f"   {int(a):+7d}  {f(e)}")
     od = out_dir()
     if od:
         (od / "frontend_pose.json").write_text(json.dumps(results, indent=1, default=float))

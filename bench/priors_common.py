@@ -37,17 +37,23 @@ def head_cameras(n=4, size=512):
     return orbit_cameras(n, radius=0.6, fov_deg=25, size=size, azimuth_range=(-60, 60), elevation_deg=10)
 
 
+LAST_CPU_S = [0.0]  # process CPU seconds of the last timed() call (all threads), for loaded CPU boxes
+
+
 def timed(fn, sync, reps=1, warmup=0):
+    """Median wall seconds over ``reps`` (after ``warmup`` calls) and the last output."""
     for _ in range(warmup):
         fn()
     sync()
-    ts = []
+    ts, cs = [], []
     out = None
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
         sync()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    LAST_CPU_S[0] = float(np.median(cs))
     return float(np.median(ts)), out
 
 

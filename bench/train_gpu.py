@@ -108,6 +108,46 @@ def run_mode(args, mode: str) -> dict:
     return res
 
 
+def data_rate(args) -> list[dict]:
+    from avat3r.data.sampler import SynthHeadsDataset
+
+    out = []
+    for insz, tsz in ((256, 333), (512, 667)):
+        try:
+            ds = SynthHeadsDataset(length=10**6, split="train", input_size=insz, target_size=tsz, device=args.device)
+            for i in range(3):
+                ds[i]
+            dev = torch.device(args.device)
+            n = 12
+            sec = timed(lambda it=iter(range(3, 3 + n)): ds[next(it)], n, dev)
+            out.append({"input": insz, "target": tsz, "samples_per_s": 1 / sec, "ms_per_sample": sec * 1e3})
+        except Exception as e:
+            traceback.print_exc()
+            out.append({"input": insz, "target": tsz, "error": f"{type(e).__name__}: {e}"[:300]})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def small_loop(args) -> dict:
+    """The real loop (Trainer.fit: SynthHeads generated on the GPU, bf16, Adam) of the small preset."""
+    cfg = TrainConfig(model_preset="small", out_dir=str(Path(args.out) / "train_gpu_small"), batch_size=args.small_batch,
+                      lr=3e-4, warmup_steps=100, log_every=10, ckpt_every=0, image_every=0, lpips_start=10**9)
+    tr = Trainer(cfg, device=args.device, progress=False, tensorboard=False)
+    tr.fit(max_steps=5, save_final=False)
+    dev = torch.device(args.device)
+    sync(dev)
+    t = time.perf_counter()
+    n = args.small_steps
+    tr.fit(max_steps=5 + n, save_final=False)
+    sync(dev)
+    sec = (time.perf_counter() - t) / n
+    r = {"preset": "small", "batch": args.small_batch, "input": cfg.model_config().image_size, "it_per_s": 1 / sec,
+         "samples_per_s": args.small_batch / sec, "steps_in_8_min": int(8 * 60 / sec),
+         "loss_first": tr.history[0]["loss"], "loss_last": tr.history[-1]["loss"], "params_M": tr.net.num_parameters() / 1e6}
+    tr.close()
+    return r
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="paper")
@@ -123,6 +163,10 @@ def main(argv=None) -> int:
     p.add_argument("--lpips-weights", default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=os.environ.get("OUT", "out"))
+    p.add_argument("--no-data", action="store_true", help="skip the SynthHeads generation rate")
+    p.add_argument("--no-small", action="store_true", help="skip the small-preset loop on SynthHeads")
+    p.add_argument("--small-batch", type=int, default=4)
+    p.add_argument("--small-steps", type=int, default=30)
     args = p.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     info = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
@@ -145,6 +189,15 @@ def main(argv=None) -> int:
         f = lambda k: f"{r[k]:.1f}" if isinstance(r.get(k), float) else "-"  # noqa: E731
         print(f"{r['mode']:8s} {r['it_per_s']:7.2f} {r['step_ms']:8.1f} {f('network_fwd_bwd_ms'):>11s} "
               f"{f('render_fwd_bwd_ms'):>14s} {f('peak_mem_GiB'):>9s} {r['gaussians']:8d}")
+    if not args.no_data:
+        info["synthheads_generation"] = data_rate(args)
+    if not args.no_small:
+        try:
+            info["small_loop"] = small_loop(args)
+        except Exception as e:
+            traceback.print_exc()
+            info["small_loop"] = {"error": f"{type(e).__name__}: {e}"[:500]}
+        print("small preset, full loop on SynthHeads:", json.dumps(info["small_loop"]), flush=True)
     out = Path(args.out) / "train_gpu.json"
     out.write_text(json.dumps(info, indent=1) + "\n")
     print(f"wrote {out}")

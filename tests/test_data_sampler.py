@@ -34,14 +34,14 @@ def test_dome_layout():
     assert (d.elevation > 20).sum() > 10 and (d.elevation < -10).sum() > 5  # above and below
     assert d.cameras.K[:, 0, 0].std() > 50  # varied focal lengths
     # every camera looks at the head
-    uv, z = d.cameras.project(torch.tensor([HEAD_BOX_CENTER], dtype=torch.float32))
+    uv, z = d.cameras.project(torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)[None])
     assert (z > 0).all() and (uv[:, 0, 0] - 667 / 2).abs().max() < 120
 
 
 def test_head_crops_center_the_head():
     d = make_dome()
     c = head_crops(d.cameras, 64)
-    uv, _ = c.project(torch.tensor([HEAD_BOX_CENTER], dtype=torch.float32))
+    uv, _ = c.project(torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)[None])
     assert torch.allclose(uv[:, 0], torch.full((80, 2), 32.0), atol=1e-3)
     assert (c.width == 64).all() and (c.height == 64).all()
 

@@ -211,14 +211,30 @@ def test_prior_runs_the_network_end_to_end(tiny):
 
     from avat3r.cameras import orbit_cameras
     from avat3r.capture import Capture
-    from avat3r.priors.base import PositionPrior
     from avat3r.priors.dust3r import Dust3rPrior, Dust3rPriorConfig
 
     cams = orbit_cameras(3, radius=0.6, fov_deg=25, size=40, azimuth_range=(-45, 45))
     cap = Capture(np.random.default_rng(0).random((3, 40, 40, 3)).astype(np.float32), cams, ["a", "b", "c"])
     prior = Dust3rPrior(model=tiny, config=Dust3rPriorConfig(long_side=32, graph="half"), device="cpu")
-    assert isinstance(prior, PositionPrior) and prior.name == "dust3r"
+    assert prior.name == "dust3r" and callable(prior)
     out = prior(cap)
     assert out.positions.shape == (3, 40, 40, 3) and out.confidence.shape == (3, 40, 40)
     assert np.isfinite(out.positions).all() and ((out.confidence >= 0) & (out.confidence < 1)).all()
     assert prior.last_alignment.depth.shape == (3, 32, 32)
+
+
+def test_hub_config_json(tmp_path):
+    from avat3r.priors.dust3r import config_from_hub
+
+    text = ('{"output_mode": "pts3d", "head_type": "dpt", "depth_mode": ["exp", -Infinity, Infinity], '
+            '"conf_mode": ["exp", 1, Infinity], "freeze": "none", "landscape_only": false, "patch_embed_cls": '
+            '"PatchEmbedDust3R", "img_size": [512, 512], "patch_size": 16, "enc_embed_dim": 1024, "enc_depth": 24, '
+            '"enc_num_heads": 16, "dec_embed_dim": 768, "dec_depth": 12, "dec_num_heads": 12, "pos_embed": "RoPE100"}')
+    assert config_from_hub(json.loads(text)) == PRESETS["vitl_512_dpt"]
+    with pytest.raises(CheckpointError, match="DPT"):
+        config_from_hub({"head_type": "linear"})
+    # a config.json beside the weights is used (here: a wrong one -> clear mismatch error)
+    (tmp_path / "model.safetensors").write_bytes((FIX / "dust3r_tiny_state.safetensors").read_bytes())
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_dust3r(tmp_path / "model.safetensors")

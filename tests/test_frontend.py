@@ -243,3 +243,24 @@ def test_capture_folder_uses_given_cameras_without_dlib(tmp_path, astro_result, 
     assert torch.allclose(r.capture.cameras.world_to_cam, astro_result.capture.cameras.world_to_cam, atol=1e-5)
     m = r.capture.masks[0]  # masks from GrabCut seeded by the cameras alone
     assert m[50:80, 50:80].mean() > 0.9 and m[:8, :8].mean() < 0.1
+
+
+@needs_dlib
+def test_exif_orientation_and_focal(tmp_path, astronaut):
+    from PIL import Image
+
+    from avat3r.frontend import prepare
+
+    # stored sideways with an orientation tag (6 = rotate 90 deg clockwise to display), focal 50 mm (35 mm equiv.)
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, 1)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0xA405] = 50
+    p = tmp_path / "phone.jpg"
+    stored.save(p, exif=exif, quality=95)
+    r = prepare([p], size=64)
+    v = r.views[0]
+    assert v.quarter_turns == 0 and v.focal_source == "exif"  # turned upright by EXIF, no search needed
+    f_expected = 50.0 * math.hypot(512, 512) / math.hypot(36, 24)
+    assert abs(v.K_full[0, 0] - f_expected) < 1e-6
+    assert abs(v.azimuth_deg) < 10

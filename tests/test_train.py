@@ -111,6 +111,7 @@ def test_run_configs_and_overrides():
     assert cfg.model_overrides == {"rgb_skip": False, "dim": 48}
 
 
+@pytest.mark.slow
 def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     """train_main (2 steps) -> --export fp16 weights -> eval_main writes Table 1 with the baselines."""
     from avat3r.eval.evaluation import eval_main
@@ -120,7 +121,7 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
 
     # the CLI builds SynthHeads itself; serve it the pre-generated samples instead (same sample layout)
     pool = SamplePool.load(pool_path, length=64)
-    monkeypatch.setattr(trainer_mod, "build_dataset", lambda cfg, split="train", input_size=None, length=0: pool)
+    monkeypatch.setattr(trainer_mod, "build_dataset", lambda cfg, split="train", input_size=None, length=0, device=None: pool)
     import avat3r.eval.evaluation as ev_mod
 
     monkeypatch.setattr(ev_mod, "_dataset_for", lambda tc, model, cfg, ov: (pool, TrainConfig.from_dict(tc)))

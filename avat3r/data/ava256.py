@@ -160,7 +160,10 @@ class Ava256Subject:
         """Images of ``camera_ids`` (default: all) at ``frame``; with ``size`` cropped to head-centric squares."""
         if frame not in {f for _, f in self.frames}:
             raise InputError(f"{self.dir}: frame {frame} is not in frame_list.csv")
-        camera_ids = list(camera_ids) if camera_ids is not None else self.camera_ids
+        camera_ids = [str(c) for c in camera_ids] if camera_ids is not None else self.camera_ids
+        unknown = [c for c in camera_ids if c not in self.calib]
+        if unknown:
+            raise InputError(f"{self.dir}: unknown camera id(s) {unknown}; known: {self.camera_ids[:8]}...")
         imgs = [self.image(frame, c) for c in camera_ids]
         h, w = imgs[0].shape[:2]
         for c, im in zip(camera_ids, imgs):

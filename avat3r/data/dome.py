@@ -20,7 +20,7 @@ import torch
 from ..cameras import Cameras, look_at, spherical_to_cartesian
 from ..head_template import HEAD_BOX_CENTER
 
-HEAD_RADIUS = 0.175          # metres; sphere around HEAD_BOX_CENTER that a head crop must hold
+HEAD_RADIUS = 0.16           # metres; sphere around HEAD_BOX_CENTER that a head crop must hold
 BACK_AZIMUTH_DEG = 125.0     # |azimuth| beyond this (in the head frame) = back-only view
 SENSOR_W, SENSOR_H = 667, 1024  # Ava-256's portrait frames (K below is for these full frames)
 

@@ -244,7 +244,7 @@ class _Shape:
         C, A, K = [], [], []
         add = lambda c, a, k: (C.append(c), A.append(a), K.append(k))  # noqa: E731  k: blend radius (m)
         add((0, 0.012, -0.006 - 0.004 * (I.forehead - 1)), (0.075, 0.103, 0.100), 0)          # cranium
-        add((0, -0.032 * I.jaw_length, 0.016), (0.062 * I.jaw_width, 0.074 * I.jaw_length, 0.07 * I.cheeks**0.3), 0.03)  # face mass
+        add((0, -0.04 * I.jaw_length, 0.004), (0.066 * I.jaw_width, 0.075 * I.jaw_length, 0.083 * I.cheeks**0.3), 0.03)  # face + jaw mass
         add((0, 0.04, 0.035), (0.057, 0.05, 0.055 * I.forehead), 0.02)                       # forehead
         add((0, 0.021, 0.072), (0.05, 0.011, 0.016 * I.brow_ridge), 0.012)                    # brow ridge
         for s in (1, -1):
@@ -278,6 +278,8 @@ class _Shape:
         # origin (that cusp shows up as ridges inside the smooth union)
         abar = a.mean(-1).reshape(-1, *([1] * (d.ndim - 1)))
         sq = disc / (disc.abs() + (0.3 * abar * Aq) ** 2).sqrt()
+        # rays that miss must fall off fast: for thin ellipsoids the plain extension can exceed the real surface
+        sq = torch.where(disc < 0, 6.0 * sq, sq)
         ts = list(((Bq + sq) / Aq).unbind(0))
         # neck: vertical elliptic cylinder, cut by a plane far below
         ax, az, cz = 0.046 * I.neck_width, 0.05 * I.neck_width, -0.02
@@ -696,8 +698,8 @@ class HeadRig:
             S_, T2 = torch.meshgrid(s, ring_t, indexing="ij")
             lp = torch.stack([cx + S_ * ex, 0.002 + S_ * ey, zf - 0.006 * (S_ * ex * side / 0.0215).clamp(min=0) ** 2], -1)
             sun = I.glasses == "sun"
-            lc = _t([0.05, 0.05, 0.07] if sun else [0.75, 0.85, 0.95], dev).expand_as(lp).clone()
-            op = torch.full(lp.shape[:2], 0.88 if sun else 0.12, device=dev)
+            lc = _t([0.05, 0.05, 0.07] if sun else [0.55, 0.65, 0.75], dev).expand_as(lp).clone()
+            op = torch.full(lp.shape[:2], 0.85 if sun else 0.04, device=dev)  # several lens samples overlap per pixel
             self.parts.append(_make_part(f"glasses_lens{side}", lp, lc, opacity=op, ref_normals=_t([0, 0, 1.0], dev).expand_as(lp),
                                          periodic=True, shade=False, thick=0.3))
             # temple arm from the rim's outer edge back to the ear, kept just outside the skin

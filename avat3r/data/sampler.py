@@ -48,6 +48,7 @@ class SamplerConfig:
     identities: tuple | None = None     # explicit identity seeds (overrides split)
     head_pose_deg: tuple = (15.0, 10.0, 5.0)  # max |yaw|, |pitch|, |roll| of the head inside the dome
     crop_jitter: float = 0.03
+    identity_reuse: int = 1             # train: consecutive indices share an identity (rig cache hits on GPU)
     seed: int = 0
     device: str = "cpu"
     backend: str = "auto"               # renderer backend
@@ -81,7 +82,9 @@ class SynthHeadsSampler:
 
     def identity_for(self, index: int, rng: np.random.Generator) -> int:
         if self.config.split == "train" and self.config.identities is None:
-            return int(self.seeds[int(rng.integers(len(self.seeds)))])
+            block = index // max(1, self.config.identity_reuse)
+            pick = np.random.default_rng([self.config.seed, block, 0x1D]).integers(len(self.seeds))
+            return int(self.seeds[int(pick)])
         return int(self.seeds[index % len(self.seeds)])  # evaluation: cycle through the identities
 
     def _pose(self, rng) -> torch.Tensor:
@@ -125,7 +128,7 @@ class SynthHeadsSampler:
         dev = self.device
         cam_in_d, cam_t_d = cam_in.to(dev), cam_t.to(dev)
         with torch.no_grad():
-            outs = [render(g_in[k], cam_in_d[k], backend=cfg.backend) for k in range(V)]
+            outs = [render(g_in[k], cam_in[k].to(dev), backend=cfg.backend) for k in range(V)]
             img_in = torch.cat([o.color for o in outs])
             a_in = torch.cat([o.alpha for o in outs])
             out_t = render(g_t, cam_t_d, backend=cfg.backend)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -135,8 +134,6 @@ def predict(method: str, model, batch: Batch, use_prior: bool, background) -> to
 @torch.no_grad()
 def predict_video(method: str, model, batch: Batch, cameras, expressions: torch.Tensor, use_prior: bool, background) -> torch.Tensor:
     """Frames [F, 3, H, W] of one avatar (batch of 1) under F expressions [F, C] seen by F cameras."""
-    from ..gaussians import Gaussians  # noqa: F401
-
     if method == "prior_only":
         g = prior_only_gaussians(batch)[0]
         return torch.cat([_render(g, cameras[i], background) for i in range(len(cameras))])

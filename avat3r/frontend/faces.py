@@ -94,7 +94,7 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def _resize_u8(img: np.ndarray, scale: float) -> np.ndarray:
+def _resize(img: np.ndarray, scale: float) -> np.ndarray:
     import cv2
 
     if abs(scale - 1) < 1e-6:
@@ -136,7 +136,7 @@ class FaceDetector:
         else:
             # the CNN needs ~80 px faces at its input; cap its input so it stays about a second on 2 cores
             s = min(1.0, 400 / max(small.shape[:2]))
-            im = _resize_u8(small, s)
+            im = _resize(small, s)
             for d in _cnn()(im, 0):
                 r = d.rect
                 out.append((np.array([r.left(), r.top(), r.right(), r.bottom()], float) / s, float(d.confidence), "cnn"))
@@ -151,9 +151,9 @@ class FaceDetector:
         m = 0.6 * bw
         x0, y0 = int(max(0, box[0] - m)), int(max(0, box[1] - m))
         x1, y1 = int(min(w, box[2] + m)), int(min(h, box[3] + m))
-        patch = img[y0:y1, x0:x1]
+        patch = np.ascontiguousarray(img[y0:y1, x0:x1])
         s = min(1.0, 320.0 / max(bw, 1.0))  # the predictor gains nothing from faces larger than ~300 px
-        patch = _resize_u8(np.ascontiguousarray(patch), s)
+        patch = _to_u8(_resize(patch, s))
         b = (box - [x0, y0, x0, y0]) * s
         rect = dlib.rectangle(int(round(b[0])), int(round(b[1])), int(round(b[2])), int(round(b[3])))
         shape = self.models["shape"](np.ascontiguousarray(patch), rect)
@@ -162,7 +162,7 @@ class FaceDetector:
         return (pts + 0.5) / s + [x0, y0]
 
     def embedding(self, img: np.ndarray, face: Face) -> np.ndarray:
-        """[128] identity descriptor (dlib ResNet) of ``face`` in the upright uint8 image ``img``."""
+        """[128] identity descriptor (dlib ResNet) of ``face`` in the upright image ``img`` (uint8 or float)."""
         import dlib
 
         bw = face.box[2] - face.box[0]
@@ -171,7 +171,7 @@ class FaceDetector:
         h, w = img.shape[:2]
         x0, y0 = int(max(0, face.box[0] - m)), int(max(0, face.box[1] - m))
         x1, y1 = int(min(w, face.box[2] + m)), int(min(h, face.box[3] + m))
-        patch = np.ascontiguousarray(_resize_u8(np.ascontiguousarray(img[y0:y1, x0:x1]), s))
+        patch = _to_u8(_resize(np.ascontiguousarray(img[y0:y1, x0:x1]), s))
         pts = (face.landmarks - 0.5 - [x0, y0]) * s
         b = (face.box - [x0, y0, x0, y0]) * s
         rect = dlib.rectangle(*[int(round(v)) for v in b])
@@ -184,13 +184,13 @@ class FaceDetector:
         When faces are found only after turning the photo by k quarter turns counter-clockwise (np.rot90),
         the faces are given in the turned photo's pixels and k is returned; the caller turns the photo too.
         fallbacks=False runs upright HOG only (video frames)."""
-        img = _to_u8(img)
+        # downscale first, convert to 8 bit after: a 40 MP float photo is never converted as a whole
         scale = min(1.0, self.detect_size / max(img.shape[:2]))
-        small = _resize_u8(img, scale)
+        small = _to_u8(_resize(img, scale))
         passes = [(0, False, small, scale)]
         if fallbacks and scale < 0.5:  # a small face in a big photo: look again at up to 1600 px
             s2 = min(1.0, 1600 / max(img.shape[:2]))
-            passes.append((0, False, _resize_u8(img, s2), s2))
+            passes.append((0, False, _to_u8(_resize(img, s2)), s2))
         if self.try_rotations and fallbacks:
             passes += [(1, False, small, scale), (3, False, small, scale), (2, False, small, scale)]
         if self.use_cnn and fallbacks:
@@ -200,7 +200,7 @@ class FaceDetector:
             found = self._boxes(sm, cnn)
             if not found:
                 continue
-            full = np.ascontiguousarray(np.rot90(img, k)) if k else img
+            full = np.rot90(img, k) if k else img  # a view: only face patches are copied
             faces = []
             for box, score, name in found:
                 box = box / sc

@@ -83,6 +83,7 @@ class ViewInfo:
     elevation_deg: float = 0.0
     focal_source: str = "given"
     identity_distance: float | None = None
+    landmark_residuals_px: np.ndarray | None = None  # [68] per-landmark reprojection error, photo pixels
 
 
 @dataclass
@@ -270,9 +271,8 @@ def prepare(
             ref_name = label(i)
         elif len(faces) > 1 or not video:
             if ref_face_emb is None:
-                ref_face_emb = detector.embedding((ref_img * 255 + 0.5).astype(np.uint8), ref_face)
-            u8 = (img * 255 + 0.5).astype(np.uint8)
-            embs = [detector.embedding(u8, f) for f in faces] if len(faces) > 1 else [detector.embedding(u8, face)]
+                ref_face_emb = detector.embedding(ref_img, ref_face)
+            embs = [detector.embedding(img, f) for f in faces]
             dists = [float(np.linalg.norm(e - ref_face_emb)) for e in embs]
             j = int(np.argmin(dists))
             face, dist = faces[j], dists[j]
@@ -291,6 +291,10 @@ def prepare(
             failures.append(Failure(i, names[i], f"the face in {label(i)} is too small ({face.width:.0f} px wide): use a "
                                     "photo where the face is at least 80 pixels wide (closer, or higher resolution)"))
             continue
+        if face.detector == "cnn":
+            report.append(f"warning: the face in {label(i)} was found only by the slower CNN detector (a head turned "
+                          "far to the side, or an unusual face): its camera estimate is uncertain, since the landmarks "
+                          "are reliable up to about 30-40 degrees of head turn")
         if cfg.focal_35mm is not None:
             f35, fsrc = cfg.focal_35mm, "config"
         elif photo.focal_35mm is not None:
@@ -306,7 +310,7 @@ def prepare(
                                     "a real face seen from the front or side, or give cameras with a capture folder"))
             continue
         cands.append(dict(i=i, photo=photo, K=K, w2c=pose.world_to_cam, k=k, face=face, focal=fsrc, rms=pose.rms,
-                          dist=dist, f35=f35))
+                          dist=dist, f35=f35, res=pose.residuals))
 
     # -- crop, cut-off check -----------------------------------------------------------------------------------
     kept = []
@@ -379,7 +383,8 @@ def prepare(
         w2cs.append(cam.world_to_cam[0])
         az, el = azimuth_elevation(c["w2c"])
         infos.append(ViewInfo(names[i], i, frames_idx[i], c["k"], box, c["K"], c["w2c"], lm_crop,
-                              None if face is None else face.width, c.get("rms"), az, el, c["focal"], c.get("dist")))
+                              None if face is None else face.width, c.get("rms"), az, el, c["focal"], c.get("dist"),
+                              c.get("res")))
         if box[2] < 0.6 * size:
             report.append(f"{label(i)}: the head spans only {box[2]:.0f} px; the {size} px crop is upsampled "
                           f"{size / box[2]:.1f}x and will look soft (use a higher-resolution photo)")

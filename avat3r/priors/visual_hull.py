@@ -44,7 +44,7 @@ _PROXY_AXES = np.array([0.088, 0.125, 0.108])
 
 @dataclass
 class VisualHullConfig:
-    grid: int = 80                 # voxels along the box's longest side
+    grid: int = 64                 # voxels along the box's longest side
     box_scale: float = 1.25        # enlarge the template head box (big hair, identity scale)
     tolerance: float = 0.01        # silhouette dilation, fraction of the image size
     softness: float = 0.006        # silhouette edge softness, fraction of the image size
@@ -241,14 +241,15 @@ def visual_hull_maps(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig |
     V, H, W = masks.shape
     if len(cams) != V:
         raise InputError(f"visual hull: {V} masks but {len(cams)} cameras")
-    cams = cams.to(masks.device)
+    cams_cpu = cams.to("cpu")  # build derived cameras on the CPU, then move them
+    cams = cams_cpu.to(masks.device)
     masks = masks.float()
     # work at a reduced resolution (the maps are smooth; the confidence keeps the full-resolution mask)
     r = cfg.resolution
     if r is not None and max(H, W) > r:
         h, w = max(8, round(H * r / max(H, W))), max(8, round(W * r / max(H, W)))
         m_lo = F.interpolate(masks[:, None], size=(h, w), mode="area")[:, 0]
-        c_lo = cams.resize(w, h)
+        c_lo = cams_cpu.resize(w, h).to(masks.device)
     else:
         h, w, m_lo, c_lo = H, W, masks, cams
     fg = m_lo > cfg.mask_threshold

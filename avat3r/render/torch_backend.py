@@ -249,18 +249,67 @@ def _rasterize_one(proj: Projected, cam: int, colors: torch.Tensor, H: int, W: i
         g = _sel(g, perm)
         counts = torch.bincount(pix, minlength=n_pix)
         pix = torch.repeat_interleave(torch.arange(n_pix, device=dev), counts, output_size=len(perm))
-        base = _sel(counts.cumsum(0) - counts, pix)  # first element of each pair's pixel segment
-    px = (pix % W).to(dtype) + 0.5
-    py = torch.div(pix, W, rounding_mode="floor").to(dtype) + 0.5
-    mg = _sel(m2d, g)
-    dx, dy = mg[:, 0] - px, mg[:, 1] - py
-    cg = _sel(con, g)
-    sigma = 0.5 * (cg[:, 0] * dx * dx + cg[:, 2] * dy * dy) + cg[:, 1] * dx * dy
-    alpha = torch.clamp(_sel(op, g) * torch.exp(-sigma), max=ALPHA_MAX)
-    la = torch.log1p(-alpha.to(torch.float64))
-    excl = torch.cumsum(la, 0) - la
-    w = alpha * torch.exp(excl - _sel(excl, base)).to(dtype)
-    return torch.zeros(n_pix, 5, device=dev, dtype=dtype).index_add(0, pix, _sel(feats, g) * w[:, None])
+    return _Blend.apply(m2d, con, op, feats, g, pix, counts, W)
+
+
+class _Blend(torch.autograd.Function):
+    """Blend of the kept pairs with a hand-written backward (3DGS compositing gradients, as gsplat's).
+
+    Inputs: per-Gaussian m2d [G, 2], con [G, 3], op [G], feats [G, 5] (rgb, z, 1); pairs g, pix [K] sorted by
+    (pixel, depth); counts [n_pix] pairs per pixel. Output: acc [n_pix, 5] = Σ_i w_i feats_i, w_i = α_i T_i.
+    Backward, per pair i of a pixel with upstream gradient G: dL/dfeats_i = w_i G;
+    dL/dα_i = T_i (feats_i · G) - (Σ_{j>i} w_j feats_j · G) / (1 - α_i); then through
+    α = min(0.999, o exp(-σ)) (no gradient where clamped) and σ = ½(a dx² + c dy²) + b dx dy.
+    """
+
+    @staticmethod
+    def forward(ctx, m2d, con, op, feats, g, pix, counts, W: int):
+        dtype = feats.dtype
+        first = counts.cumsum(0) - counts
+        px = (pix % W).to(dtype) + 0.5
+        py = torch.div(pix, W, rounding_mode="floor").to(dtype) + 0.5
+        dx = _sel(m2d[:, 0].contiguous(), g) - px
+        dy = _sel(m2d[:, 1].contiguous(), g) - py
+        ca, cb, cc = (_sel(t.contiguous(), g) for t in con.unbind(-1))
+        sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+        e = torch.exp(-sigma)
+        raw = _sel(op, g) * e
+        alpha = raw.clamp(max=ALPHA_MAX)
+        la = torch.log1p(-alpha)
+        excl = torch.cumsum(la, 0, dtype=torch.float64).sub_(la)
+        T = torch.exp((excl - _sel(excl, _sel(first, pix))).to(dtype))
+        w = alpha * T
+        acc = _weighted_sum(counts, g, w, feats, pix)
+        ctx.save_for_backward(feats, g, pix, counts, first, dx, dy, ca, cb, cc, e, alpha, T, w, raw)
+        return acc
+
+    @staticmethod
+    def backward(ctx, grad_acc):
+        feats, g, pix, counts, first, dx, dy, ca, cb, cc, e, alpha, T, w, raw = ctx.saved_tensors
+        G = len(feats)
+        Gp = _sel(grad_acc.contiguous(), pix)  # [K, 5]
+        fG = (_sel(feats, g) * Gp).sum(1)  # feats_i · G
+        wfG = w * fG
+        cs = torch.cumsum(wfG, 0, dtype=torch.float64)  # inclusive prefix; suffix after i = total - cs_i
+        last = (first + counts - 1).clamp(min=0)
+        suffix = (_sel(_sel(cs, last), pix) - cs).to(feats.dtype)
+        d_alpha = T * fG - suffix / (1.0 - alpha)
+        d_alpha = torch.where(raw <= ALPHA_MAX, d_alpha, torch.zeros_like(d_alpha))  # clamp: no gradient
+        d_sigma = -d_alpha * alpha
+        per_pair = torch.stack(
+            [
+                d_sigma * (ca * dx + cb * dy),  # d mean_x
+                d_sigma * (cb * dx + cc * dy),  # d mean_y
+                d_sigma * 0.5 * dx * dx,  # d conic a
+                d_sigma * dx * dy,  # d conic b
+                d_sigma * 0.5 * dy * dy,  # d conic c
+                d_alpha * e,  # d opacity
+            ],
+            1,
+        )
+        per_pair = torch.cat([per_pair, Gp * w[:, None]], 1)  # + d feats
+        grads = torch.zeros(G, 11, dtype=feats.dtype, device=feats.device).index_add_(0, g, per_pair)
+        return grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:11], None, None, None, None
 
 
 def rasterize_torch(

@@ -15,7 +15,6 @@ channel_axis=-1)``: scikit-image filters with reflect padding but averages only 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import torch

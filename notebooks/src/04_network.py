@@ -268,11 +268,19 @@ plt.tight_layout(); plt.show()
 #   `encode` runs the expression-independent part once and keeps an `AvatarState`; `animate(state, z)` runs only the
 #   cross blocks, the upsampler and the heads.
 #
-# We time, on this CPU, a full forward vs `animate` on a cached state for both orders (same sizes, 4 views).
-# At paper size on an H200 the project measured 20.2 ms (interleaved) vs 4.2 ms for the cross part alone
-# (docs/PERFORMANCE.md); on a CPU with the tiny model the upsampler is a bigger share, so the ratio is smaller.
+# Two measures of what a new expression costs: **FLOPs** counted by `torch.utils.flop_counter` (exact, independent of
+# the machine and of other processes) and **wall-clock time** on this CPU (best of several runs; on a busy shared
+# machine timings are noisy). The FLOPs are also counted for the **paper preset** at 4 × 512² on PyTorch's `meta` device,
+# which computes shapes only, so the 80 M-parameter model costs no memory or time here.
 
 # %%
+from torch.utils.flop_counter import FlopCounterMode
+
+def gflops(fn):
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops() / 1e9
+
 def timed(fn, repeat=7):
     """Best of ``repeat`` runs in ms (the minimum is the least disturbed by other processes)."""
     fn()  # warm-up
@@ -285,20 +293,42 @@ def timed(fn, repeat=7):
 
 results = {}
 for order in ("interleaved", "cached"):
-    m = Avat3rModel(cfg.replace(layer_order=order, num_self_layers=4, num_cross_layers=4)).eval()
+    m = Avat3rModel(cfg.replace(layer_order=order)).eval()
     with torch.no_grad():
         state = m.encode(*inputs)
-        results[order] = dict(params=m.num_parameters(), full=timed(lambda: m(*inputs, z)),
-                              encode=timed(lambda: m.encode(*inputs)), animate=timed(lambda: m.animate(state, z)))
-print(f"{'order':<12} {'params':>8} {'full forward':>13} {'encode':>8} {'animate (new expression)':>25}")
-for order, r in results.items():
-    print(f"{order:<12} {r['params']:>8} {r['full']:>10.1f} ms {r['encode']:>5.1f} ms {r['animate']:>22.1f} ms")
+        results[order] = dict(params=m.num_parameters(),
+                              full=(gflops(lambda: m(*inputs, z)), timed(lambda: m(*inputs, z))),
+                              animate=(gflops(lambda: m.animate(state, z)), timed(lambda: m.animate(state, z))))
+    pcfg = ModelConfig.preset("paper", features=None, feature_dim=0, layer_order=order)
+    with torch.device("meta"):
+        pm = Avat3rModel(pcfg).eval()
+        pin = (torch.empty(1, 4, 3, 512, 512), torch.empty(1, 4, 3, 512, 512), torch.empty(1, 4, 1, 512, 512),
+               torch.empty(1, 4, 6, 512, 512))
+        pz = torch.zeros(1, pcfg.expression_dim)
+        with torch.no_grad():
+            pstate = pm.encode(*pin)
+            results[order]["paper"] = (gflops(lambda: pm(*pin, pz)), gflops(lambda: pm.animate(pstate, pz)))
 
-fig, ax = plt.subplots(figsize=(5, 2.5))
-ax.barh(list(results), [r["animate"] for r in results.values()], color=["tab:orange", "tab:blue"])
-ax.set_xlabel("ms per new expression (CPU, tiny, 4 views)"); plt.tight_layout(); plt.show()
+print(f"{'order':<12} | tiny 4x64²: {'full':>14} {'new expression':>18} | paper 4x512²: {'full':>8} {'new expression':>15}")
+for order, r in results.items():
+    print(f"{order:<12} | {r['full'][0]:>6.3f} GF {r['full'][1]:>5.0f} ms {r['animate'][0]:>8.3f} GF {r['animate'][1]:>5.0f} ms"
+          f" | {r['paper'][0] / 1e3:>10.2f} TF {r['paper'][1] / 1e3:>12.2f} TF")
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
+orders = list(results)
+axes[0].barh(orders, [results[o]["paper"][1] / 1e3 for o in orders], color=["tab:orange", "tab:blue"])
+axes[0].set_xlabel("TFLOPs per new expression (paper preset, 4 x 512²)")
+axes[1].barh(orders, [results[o]["animate"][1] for o in orders], color=["tab:orange", "tab:blue"])
+axes[1].set_xlabel("ms per new expression (tiny, this CPU)")
+plt.tight_layout(); plt.show()
+ratio = results["interleaved"]["paper"][1] / results["cached"]["paper"][1]
+print(f"at paper size, a new expression costs {ratio:.1f}x fewer FLOPs with the cached order")
 
 # %% [markdown]
+# Measured at paper size on an H200 (../shared/guide/FACTS.md): 8 × [self, cross, MLP] takes 20.2 ms, the 8 cross
+# blocks alone 4.2 ms, the same factor of about five. In the tiny model the upsampler and heads are a bigger share of
+# the work, so its ratio is smaller.
+#
 # Both orders give the same kind of output; the choice is a config field (`layer_order`) stored in the checkpoint.
 # The `AvatarState` of one order cannot be animated by a model of the other (it would be the wrong tensor):
 

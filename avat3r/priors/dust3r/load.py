@@ -100,22 +100,15 @@ def find_dust3r_weights(path=None, allow_download: bool = True) -> Path:
     )
 
 
-def _config_for(path: Path, meta, sd: dict) -> Dust3rConfig:
+def _config_for(path: Path, sd: dict) -> Dust3rConfig:
+    """config.json beside a .safetensors (the Hub layout); otherwise the sizes read off the tensors (a .pth's
+    training args are a constructor string, never evaluated)."""
     cfg_file = path.with_name("config.json")
-    if path.suffix == ".safetensors":
-        if cfg_file.is_file():
-            try:
-                return config_from_hub(json.loads(cfg_file.read_text()))
-            except json.JSONDecodeError as e:
-                raise CheckpointError(f"{cfg_file}: not valid JSON ({e})") from e
-        try:  # Hub download: fetch the config beside the weights when possible
-            from huggingface_hub import hf_hub_download
-
-            if "huggingface" in str(path):
-                return config_from_hub(json.loads(Path(hf_hub_download(HUB_REPO, "config.json")).read_text()))
-        except Exception:
-            pass
-    # .pth: the training args are a constructor string; read the sizes from the tensors instead (no eval)
+    if path.suffix == ".safetensors" and cfg_file.is_file():
+        try:
+            return config_from_hub(json.loads(cfg_file.read_text()))
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_file}: not valid JSON ({e})") from e
     return infer_config(sd)
 
 
@@ -143,10 +136,10 @@ def load_dust3r(path=None, *, config: Dust3rConfig | str | None = None, device="
                 allow_download: bool = True) -> Dust3rNet:
     """Build the network and load weights (safetensors or .pth) exactly; eval mode."""
     path = find_dust3r_weights(path, allow_download) if path is None or Path(path).is_dir() else Path(path)
-    sd, meta = load_state_dict_file(path, container_keys=("model", "state_dict"))
+    sd, _ = load_state_dict_file(path, container_keys=("model", "state_dict"))
     if isinstance(config, str):
         config = PRESETS[config]
-    config = config or _config_for(path, meta, sd)
+    config = config or _config_for(path, sd)
     model = Dust3rNet(config)
     sd = convert_state_dict(sd, model, source=str(path))
     model.load_state_dict(sd, strict=True)
