@@ -46,6 +46,11 @@ VIDEO_SIZE = int(os.environ.get("AVAT3R_VIDEO_SIZE", 256))
 WORK = Path(tempfile.gettempdir()) / "avat3r_app"
 
 
+def UserError(message: str, title: str = "Error") -> gr.Error:  # noqa: N802
+    """A message for the user (shown in the page); no traceback in the server log: nothing went wrong there."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
 # ---- the model: loaded once, lazily ---------------------------------------------------------------------
 _PIPE = None
 _PIPE_LOCK = threading.Lock()
@@ -81,7 +86,7 @@ def get_pipeline():
                     pipe = load_pipeline(os.environ.get("AVAT3R_WEIGHTS") or None)
                     pipe.check_priors()
                 except Avat3rError as e:
-                    raise gr.Error(f"The model cannot be loaded: {e}", title="No model") from None
+                    raise UserError(f"The model cannot be loaded: {e}", title="No model") from None
                 _PIPE = pipe
     return _PIPE
 
@@ -106,15 +111,15 @@ def _safe_extract(zip_path: Path, out: Path) -> Path:
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
-        raise gr.Error(f"{zip_path.name} is not a valid zip file. Zip a capture folder (images/ + cameras.json) "
+        raise UserError(f"{zip_path.name} is not a valid zip file. Zip a capture folder (images/ + cameras.json) "
                        "or upload the photos themselves.") from None
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         if len(infos) > MAX_ZIP_FILES:
-            raise gr.Error(f"{zip_path.name} holds {len(infos)} files; a capture-folder zip may hold at most {MAX_ZIP_FILES}.")
+            raise UserError(f"{zip_path.name} holds {len(infos)} files; a capture-folder zip may hold at most {MAX_ZIP_FILES}.")
         total = sum(i.file_size for i in infos)
         if total > MAX_ZIP_MB * 2**20:
-            raise gr.Error(f"{zip_path.name} unpacks to {total / 2**20:.0f} MB; the limit is {MAX_ZIP_MB} MB. "
+            raise UserError(f"{zip_path.name} unpacks to {total / 2**20:.0f} MB; the limit is {MAX_ZIP_MB} MB. "
                            f"Use at most {MAX_IMAGES} images of a few megapixels.")
         root = out.resolve()
         for info in infos:
@@ -123,7 +128,7 @@ def _safe_extract(zip_path: Path, out: Path) -> Path:
                 continue
             target = (out / name).resolve()
             if root not in target.parents:
-                raise gr.Error(f"{zip_path.name} contains an unsafe path {info.filename!r}; re-create the zip from the capture folder.")
+                raise UserError(f"{zip_path.name} contains an unsafe path {info.filename!r}; re-create the zip from the capture folder.")
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -140,34 +145,34 @@ def _check_photo(path: Path) -> None:
         with Image.open(path) as im:
             w, h = im.size
     except (UnidentifiedImageError, OSError):
-        raise gr.Error(f"{path.name} is not an image that can be read. Upload PNG or JPEG photos "
+        raise UserError(f"{path.name} is not an image that can be read. Upload PNG or JPEG photos "
                        "(or a capture-folder .zip).") from None
     if w * h > MAX_MEGAPIXELS * 1e6:
-        raise gr.Error(f"{path.name} is {w * h / 1e6:.0f} megapixels; the limit is {MAX_MEGAPIXELS}. Downscale the photo.")
+        raise UserError(f"{path.name} is {w * h / 1e6:.0f} megapixels; the limit is {MAX_MEGAPIXELS}. Downscale the photo.")
 
 
 def resolve_inputs(files, work: Path):
     """Uploaded paths -> what Pipeline.reconstruct takes (a capture-folder path or a list of photo paths)."""
     paths = [Path(f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", f)) for f in (files or [])]
     if not paths:
-        raise gr.Error("Upload 1 to 8 photos of one head (or a capture-folder .zip), or pick an example.")
+        raise UserError("Upload 1 to 8 photos of one head (or a capture-folder .zip), or pick an example.")
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     if zips:
         if len(paths) > 1:
-            raise gr.Error("Upload either one capture-folder .zip or photos, not both.")
+            raise UserError("Upload either one capture-folder .zip or photos, not both.")
         folder = _safe_extract(zips[0], work / "upload")
         if (folder / "cameras.json").is_file():
             return folder
         paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            raise gr.Error(f"{zips[0].name} has neither cameras.json nor photos. Zip a capture folder (images/ + cameras.json).")
+            raise UserError(f"{zips[0].name} has neither cameras.json nor photos. Zip a capture folder (images/ + cameras.json).")
     cams = [p for p in paths if p.name == "cameras.json"]
     photos = [p for p in paths if p.name != "cameras.json"]
     bad = [p.name for p in photos if p.suffix.lower() not in IMAGE_SUFFIXES]
     if bad:
-        raise gr.Error(f"Cannot use {', '.join(bad[:3])}: upload PNG/JPEG photos, or one capture-folder .zip.")
+        raise UserError(f"Cannot use {', '.join(bad[:3])}: upload PNG/JPEG photos, or one capture-folder .zip.")
     if len(photos) > MAX_IMAGES:
-        raise gr.Error(f"{len(photos)} photos were uploaded; use at most {MAX_IMAGES} (4 from different sides work best).")
+        raise UserError(f"{len(photos)} photos were uploaded; use at most {MAX_IMAGES} (4 from different sides work best).")
     for p in photos:
         _check_photo(p)
     if cams:  # loose capture folder: cameras.json + images named after its views
@@ -203,7 +208,7 @@ def example_files(label: str | None) -> list[str]:
         return []
     d = list_examples().get(label)
     if d is None:
-        raise gr.Error(f"Unknown example {label!r}.")
+        raise UserError(f"Unknown example {label!r}.")
     if not (d / "cameras.json").is_file():
         return [str(p) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     z = WORK / "examples" / f"{d.name}.zip"
@@ -225,7 +230,7 @@ def _progress_cb(progress, lo: float = 0.0, hi: float = 1.0):
 
 def _user_error(e: Exception) -> gr.Error:
     msg = str(e).strip() or type(e).__name__
-    return gr.Error(msg.replace("\n", "<br>"), title="Cannot build the avatar", print_exception=False)
+    return UserError(msg.replace("\n", "<br>"), title="Cannot build the avatar")
 
 
 def _viewer_ply(avatar, code, work: Path, tag: str) -> str:
@@ -240,14 +245,17 @@ def _viewer_ply(avatar, code, work: Path, tag: str) -> str:
 
 
 @GPU
-def create(files, progress=gr.Progress()):
-    """Photos / capture zip -> (session state, preview, report, viewer .ply, .ply download)."""
+def create(files, example=None, progress=gr.Progress()):
+    """Photos / capture zip (or, with no upload, the picked example) -> (session state, preview, report,
+    viewer .ply, .ply download)."""
     from avat3r.errors import Avat3rError
 
     t0 = time.time()
     progress(0.0, desc="loading the model")
     pipe = get_pipeline()
     work = _session_dir()
+    if not files and example:
+        files = example_files(example)
     inputs = resolve_inputs(files, work)
     try:
         avatar = pipe.reconstruct(inputs, progress=_progress_cb(progress, 0.05, 0.85))
@@ -257,7 +265,8 @@ def create(files, progress=gr.Progress()):
     neutral = avatar.expression_code(None)
     viewer = _viewer_ply(avatar, neutral, work, "neutral")
     ply = str(avatar.save_ply(work / "avatar.ply"))
-    report = "\n".join(avatar.report + [f"3D view ready in {time.time() - t0:.1f} s"])
+    lines = [line.replace(str(work / "upload") + "/", "").replace(str(work) + "/", "") for line in avatar.report]
+    report = "\n".join(lines + [f"3D view ready in {time.time() - t0:.1f} s"])
     state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
     return state, avatar.preview, report, viewer, ply
 
@@ -275,7 +284,7 @@ def turntable(state, progress=gr.Progress()):
 
 def _need_avatar(state):
     if not state or "avatar" not in state:
-        raise gr.Error("Create an avatar first (tab 1: upload photos or pick an example, then press Create).")
+        raise UserError("Create an avatar first (tab 1: upload photos or pick an example, then press Create).")
     return state["avatar"], Path(state["work"])
 
 
@@ -320,7 +329,7 @@ def play(state, sequence, frames_per_step, azimuth, elevation, progress=gr.Progr
     pipe = get_pipeline()
     keys = list(sequence or [])
     if not keys:
-        raise gr.Error("Pick at least one expression for the sequence (e.g. neutral, smile, surprise).")
+        raise UserError("Pick at least one expression for the sequence (e.g. neutral, smile, surprise).")
     try:
         codes = expression_sequence(pipe.expression_space, keys, int(frames_per_step))
         frames = avatar.animation(codes, (float(azimuth), float(elevation)), size=VIDEO_SIZE,
@@ -415,7 +424,7 @@ def build_demo() -> gr.Blocks:
                                    interactive=False, elem_id="ply")
 
         example.change(example_files, inputs=example, outputs=files, api_name="example_files", queue=False)
-        create_btn.click(create, inputs=files, outputs=[state, preview, report, viewer, ply_file], api_name="create",
+        create_btn.click(create, inputs=[files, example], outputs=[state, preview, report, viewer, ply_file], api_name="create",
                          concurrency_limit=1, concurrency_id="model", show_progress_on=[preview, viewer]).success(
             turntable, inputs=state, outputs=video, api_name="turntable", concurrency_limit=1, concurrency_id="model", show_progress_on=[video])
         if space is not None:

@@ -329,8 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # train/eval own their whole argument list (incl. --help): hand it over untouched
+    cmd_i = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if cmd_i is not None and argv[cmd_i] in ("train", "eval") and all(a in ("--debug", "-q", "--quiet") for a in argv[:cmd_i]):
+        args = argparse.Namespace(command=argv[cmd_i], rest=argv[cmd_i + 1:], debug="--debug" in argv[:cmd_i],
+                                  quiet=bool({"-q", "--quiet"} & set(argv[:cmd_i])),
+                                  func=cmd_train if argv[cmd_i] == "train" else cmd_eval)
+    else:
+        args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE

@@ -77,7 +77,7 @@ def main() -> None:
         times = []
         for i in range(args.runs + 1):
             t0 = time.perf_counter()
-            c.predict(up, api_name="/create")
+            c.predict(up, None, api_name="/create")
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         c.predict(api_name="/turntable")

@@ -11,13 +11,16 @@ import numpy as np
 import torch
 
 
+SMOKE = [False]  # --smoke: tiny models at tiny sizes, to check the script itself on a CPU
+
+
 def random_dust3r(device, dtype=torch.float32):
     """The official architecture (571 M parameters) with random weights; the head's last conv is scaled down so
     the 'exp' outputs stay finite (timing does not depend on the values)."""
     from avat3r.priors.dust3r import PRESETS, Dust3rNet
 
     torch.manual_seed(0)
-    net = Dust3rNet(PRESETS["vitl_512_dpt"])
+    net = Dust3rNet(PRESETS["tiny" if SMOKE[0] else "vitl_512_dpt"])
     with torch.no_grad():
         for h in (net.downstream_head1, net.downstream_head2):
             h.dpt.head[4].weight.mul_(0.01)
@@ -28,7 +31,8 @@ def random_sapiens(size, device):
     from avat3r.priors.sapiens import SapiensConfig, SapiensViT
 
     torch.manual_seed(0)
-    return SapiensViT(SapiensConfig.for_size(size)).to(device).eval()
+    cfg = SapiensConfig(embed_dim=32, depth=2, num_heads=2) if SMOKE[0] else SapiensConfig.for_size(size)
+    return SapiensViT(cfg).to(device).eval()
 
 
 def head_cameras(n=4, size=512):

@@ -42,7 +42,7 @@ def main():
     res["dust3r_per_pair_cpu_s"] = LAST_CPU_S[0] / len(edges)
     res["dust3r_4view_complete_estimate_s"] = 12 * t / len(edges)
     rows.append(("dust3r one pair", f"{t / len(edges):.1f} s wall, {LAST_CPU_S[0] / len(edges):.1f} s CPU  (4 views, 12 pairs: ~{12 * t / len(edges):.0f} s)"))
-    del net
+    net = None
     # alignment: 4 views, 12 pairs of synthetic predictions at the same size
     cams = head_cameras(4, args.size)
     E, s = 12, args.size
@@ -62,7 +62,7 @@ def main():
         res[f"sapiens_{size}_per_image_s"] = t
         res[f"sapiens_{size}_per_image_cpu_s"] = LAST_CPU_S[0]
         rows.append((f"sapiens {size} (1024², 1 image)", f"{t:.1f} s wall, {LAST_CPU_S[0]:.1f} s CPU, out {tuple(f.shape[1:])}"))
-        del m
+        m = None
     res["loadavg_1min_at_end"] = os.getloadavg()[0]
     rows.append(("load average (1 min) at the end", f"{res['loadavg_1min_at_end']:.1f}  (> threads: other work shared the cores)"))
     table(rows)

@@ -48,7 +48,7 @@ def test_create_from_example_animate_download(client, server):
     label = next(k for k in _example_labels() if k.startswith(sorted(examples)[0]))
     files = client.predict(label, api_name="/example_files")
     assert len(files) == 1 and _paths(files)[0].endswith(".zip")
-    preview, report, viewer, ply = client.predict([handle_file(p) for p in _paths(files)], api_name="/create")
+    preview, report, viewer, ply = client.predict([handle_file(p) for p in _paths(files)], None, api_name="/create")
     assert "Gaussians" in report
     g = load_ply(ply)
     assert len(g) > 100
@@ -73,27 +73,33 @@ def test_create_from_example_animate_download(client, server):
 
 def test_create_from_uploaded_photo(client):
     ex = ROOT / "demo" / "examples" / "astronaut" / "astronaut.jpg"
-    preview, report, viewer, ply = client.predict([handle_file(str(ex))], api_name="/create")
+    preview, report, viewer, ply = client.predict([handle_file(str(ex))], None, api_name="/create")
     assert "cameras estimated" in report
     assert Path(preview).is_file() and Path(ply).stat().st_size > 1000
+
+
+def test_create_from_example_name_only(client):
+    label = next(k for k in _example_labels() if "astronaut" in k)
+    preview, report, viewer, ply = client.predict(None, label, api_name="/create")
+    assert "Gaussians" in report and Path(viewer).is_file()
 
 
 def test_bad_uploads_are_clean_errors(client, tmp_path):
     junk = tmp_path / "holiday.png"
     junk.write_bytes(b"this is not a png")
     with pytest.raises(AppError) as e:
-        client.predict([handle_file(str(junk))], api_name="/create")
+        client.predict([handle_file(str(junk))], None, api_name="/create")
     msg = str(e.value)
     assert "holiday.png" in msg and "Traceback" not in msg
     txt = tmp_path / "notes.txt"
     txt.write_text("hello")
     with pytest.raises(AppError, match="PNG/JPEG|Invalid file type"):  # Gradio checks file_types first
-        client.predict([handle_file(str(txt))], api_name="/create")
+        client.predict([handle_file(str(txt))], None, api_name="/create")
     z = tmp_path / "evil.zip"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("../../outside.png", b"x")
     with pytest.raises(AppError, match="unsafe path"):
-        client.predict([handle_file(str(z))], api_name="/create")
+        client.predict([handle_file(str(z))], None, api_name="/create")
     # no face in the photo: the front end's message reaches the user
     import numpy as np
     from PIL import Image
@@ -101,7 +107,7 @@ def test_bad_uploads_are_clean_errors(client, tmp_path):
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(blank)
     with pytest.raises(AppError, match="no face"):
-        client.predict([handle_file(str(blank))], api_name="/create")
+        client.predict([handle_file(str(blank))], None, api_name="/create")
 
 
 def test_animate_before_create_is_clean_error(server):

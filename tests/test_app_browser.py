@@ -44,12 +44,17 @@ def test_create_in_browser_shows_a_head(tmp_path):
             page.click("#example input")
             option = page.get_by_role("option").filter(has_text="SynthHeads capture").first
             option.click()
-            page.wait_for_selector("#upload :text('.zip')", timeout=30_000)  # the example's zip is in the upload box
+            page.wait_for_selector("#upload :text('synth_')", timeout=30_000)  # the example's zip is in the upload box
             page.click("#create-btn")
-            page.wait_for_selector("#viewer canvas", timeout=180_000)
-            page.wait_for_selector("#video video", timeout=180_000)
-            page.wait_for_function("() => { const v = document.querySelector('#video video'); return v && v.readyState >= 2; }",
-                                   timeout=60_000)
+            try:
+                page.wait_for_selector("#viewer canvas", timeout=180_000)
+                page.wait_for_selector("#video video", timeout=180_000)
+                page.wait_for_function("() => { const v = document.querySelector('#video video'); return v && v.readyState >= 2; }",
+                                       timeout=60_000)
+            except Exception:
+                page.screenshot(path=str(out / "app_browser_failure.png"), full_page=True)
+                raise AssertionError(f"the viewer/video did not appear; see {out / 'app_browser_failure.png'}\n"
+                                     f"server log:\n{srv.read_log()}") from None
             time.sleep(3)  # let the splat viewer load the .ply and draw a few frames
             assert page.locator(".toast-body.error, .toast-wrap .error").count() == 0, "the app showed an error toast"
             shot = out / "app_browser_viewer.png"

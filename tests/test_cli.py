@@ -106,3 +106,11 @@ def test_bad_expression_is_user_error(ckpt, capture_dir, tmp_path, capsys):
     rc = main(["export", str(capture_dir), "--weights", str(ckpt), "--expression", "grumpy_cat", "-o", str(tmp_path / "x.ply")])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown expression preset" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("cmd", ["train", "eval"])
+def test_train_eval_are_wired(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert f"avat3r {cmd}" in capsys.readouterr().out

@@ -211,3 +211,18 @@ def test_nersemble_bad_inputs(tmp_path):
     (p / "calibration" / "camera_params.json").write_text("{}")
     with pytest.raises(FormatError, match="camera_params.json"):
         NeRSembleParticipant(p)
+
+
+def test_ava256_dataset_gives_sampler_samples(tmp_path):
+    from avat3r.data.ava256 import Ava256Dataset
+
+    root, _, _ = _ava_fixture(tmp_path, cams=("400940", "400941", "400942"))
+    ds = Ava256Dataset(root.parent, split="test", num_inputs=2, num_targets=2, input_size=24, target_size=32,
+                       expression_dim=8, length=4)
+    x = ds[1]
+    assert x["input_images"].shape == (2, 3, 24, 24) and x["target_images"].shape == (2, 3, 32, 32)
+    assert x["prior_positions"].shape == (2, 3, 24, 24) and x["prior_confidence"].shape == (2, 1, 24, 24)
+    assert x["input_expressions"].shape == (2, 8) and len(set(x["input_camera_ids"].tolist())) == 2
+    assert torch.equal(ds[1]["input_images"], x["input_images"])  # deterministic by index
+    with pytest.raises(InputError):
+        Ava256Dataset(root.parent, split="bogus")

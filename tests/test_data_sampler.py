@@ -1,6 +1,5 @@
 """Dome, head crops and the paper-style sampler (supp. C) on SynthHeads."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from avat3r.errors import CheckpointError, InputError
 from avat3r.priors import sapiens as S

@@ -89,6 +89,20 @@ def test_compact_checkpoint(tmp_path, pool_path):
         assert torch.allclose(v, v0, rtol=0.1, atol=0) and not st[pid]["exp_avg"].any()
     r.fit(max_steps=3, save_final=False)
     assert torch.isfinite(torch.tensor(r.history[-1]["loss"]))
+    # 'weights' format: fp32 weights only; Adam restarts with a linear LR re-warm-up
+    wt = trainer(tmp_path / "weights", pool_path, lr=1e-3, checkpoint_format="weights")
+    wt.save()
+    assert checkpoint_size(latest_checkpoint(tmp_path / "weights")) < 0.4 * checkpoint_size(ck_e)
+    rw = trainer(tmp_path / "weights", pool_path, lr=1e-3, resume="auto", rewarm_steps=10)
+    assert rw._rewarm_from == 0 and rw.lr_at(0) == pytest.approx(1e-4) and rw.lr_at(20) == pytest.approx(1e-3)
+    # init_from exported (fp16) weights: their config, the step of their training.json, fresh Adam
+    from avat3r.train.export import export_weights
+
+    export_weights(ex.net, tmp_path / "export", train_config=ex.cfg, summary={"steps": ex.step})
+    ini = trainer(tmp_path / "init", pool_path, lr=1e-3, init_from=str(tmp_path / "export"))
+    assert ini.step == 2 and ini._rewarm_from == 2 and not ini.optimizer.state_dict()["state"]
+    for k, v in ex.net.state_dict().items():
+        assert torch.equal(ini.net.state_dict()[k], v.half().float()), k
 
 
 def test_run_configs_and_overrides():
@@ -111,7 +125,6 @@ def test_run_configs_and_overrides():
     assert cfg.model_overrides == {"rgb_skip": False, "dim": 48}
 
 
-@pytest.mark.slow
 def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     """train_main (2 steps) -> --export fp16 weights -> eval_main writes Table 1 with the baselines."""
     from avat3r.eval.evaluation import eval_main
@@ -146,3 +159,15 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     assert all(0 < res[m]["psnr"] < 100 and 0 < res[m]["ssim"] <= 1 for m in ("avat3r", "prior_only", "static"))
     md = (out / "eval.md").read_text()
     assert "Prior only" in md and "PSNR" in md and "Static" in md
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_train_steps_on_gpu_bf16(tmp_path, pool_path):
+    """bf16 autocast + the CUDA renderer: a few steps on a fixed batch give finite, falling losses."""
+    cfg = TrainConfig.from_run("full", out_dir=str(tmp_path), **{**TINY, "lr": 3e-3, "grad_clip": 0.0})
+    tr = Trainer(cfg, dataset=SamplePool.load(pool_path, length=1), device="cuda", progress=False, tensorboard=False)
+    assert tr.amp
+    tr.fit(max_steps=8, save_final=False)
+    losses = [h["loss"] for h in tr.history]
+    assert all(torch.isfinite(torch.tensor(losses))) and min(losses[-3:]) < losses[0], losses

@@ -43,7 +43,6 @@ def _run(rank: int, world: int, batch: int, port: int, pool: str, out: str) -> N
     cleanup()
 
 
-@pytest.mark.slow  # three training processes + spawn start-up: ~40 s on 2 idle cores (more under load)
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 def test_two_processes_match_one(tmp_path, tmp_path_factory):
     pool = str(tiny_pool(tmp_path_factory.getbasetemp()))

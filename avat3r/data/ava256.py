@@ -192,3 +192,110 @@ def warp_to_camera(img: np.ndarray, src: Cameras, dst: Cameras) -> np.ndarray:
     out = cv2.warpAffine(img, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out.reshape(h, w, -1).astype(np.float32)
+
+
+# ---- training samples (same interface as avat3r.data.sampler) ------------------------------------------
+_INPUT_SEGMENTS = ("EXP_eye_wide", "EXP_tongue001", "EXP_jaw003")  # paper supp. C: extreme input timesteps
+HOLDOUT = 12
+
+
+def _subject_dirs(root: Path) -> list[Path]:
+    root = Path(root)
+    if (root / "decoder").is_dir() or (root / "camera_calibration.json").exists():
+        return [root]
+    subs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("m--")) if root.is_dir() else []
+    if not subs:
+        raise FormatError(f"{root}: no Ava-256 subject folders (m--*--GHS) found")
+    return subs
+
+
+class Ava256Dataset(torch.utils.data.Dataset):
+    """Ava-256 samples with the keys of ``avat3r.data.sampler`` (inputs, prior, targets, cameras, codes).
+
+    Subjects: sorted ``m--*--GHS`` folders under ``root``; the last 12 are the hold-out ("test"/"validation")
+    split, the rest "train" (the paper trains on 244 and holds out 12). Inputs: V cameras by k-farthest sampling
+    among non-back cameras, each at its own frame (from the EXP_eye_wide / EXP_tongue001 / EXP_jaw003 segments when
+    present); targets: T random cameras at one random frame. Masks: non-black pixels (the paper replaces the
+    background with black); expression codes: ``codes[subject dir name][frame]`` when given (e.g. from an Ava-256
+    expression autoencoder), else zeros of ``expression_dim`` (Ava-256 ships none)."""
+
+    def __init__(self, root, split: str = "train", num_inputs: int = 4, num_targets: int = 8, input_size: int = 512,
+                 target_size: int = 667, consistent_inputs: bool = False, prior: str = "visual_hull", seed: int = 0,
+                 length: int = 1_000_000, codes: dict | None = None, expression_dim: int = 256, device="cpu", **_):
+        from ..priors.visual_hull import VisualHullConfig
+
+        subs = _subject_dirs(Path(root))
+        hold = subs[-HOLDOUT:] if len(subs) > HOLDOUT else subs[-1:]
+        self.subject_dirs = [s for s in subs if s not in hold] if split == "train" and len(subs) > 1 else hold
+        if split not in ("train", "validation", "test"):
+            raise InputError(f"Ava256Dataset: unknown split {split!r}; use train, validation or test")
+        self.subjects: dict[Path, Ava256Subject] = {}
+        self.V, self.T, self.size_in, self.size_t = num_inputs, num_targets, input_size, target_size
+        self.consistent, self.prior, self.seed, self.length = consistent_inputs, prior, seed, length
+        self.codes, self.expression_dim, self.device = codes or {}, expression_dim, torch.device(device)
+        self.hull = VisualHullConfig()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _subject(self, d: Path) -> Ava256Subject:
+        if d not in self.subjects:
+            self.subjects[d] = Ava256Subject(d)
+        return self.subjects[d]
+
+    def _code(self, d: Path, frame: int) -> np.ndarray:
+        table = self.codes.get(d.name)
+        if table is None:
+            return np.zeros(self.expression_dim, np.float32)
+        if frame not in table:
+            raise InputError(f"expression codes for {d.name} have no frame {frame}")
+        return np.asarray(table[frame], np.float32)
+
+    def __getitem__(self, index: int) -> dict:
+        from ..cameras import k_farthest_viewpoints
+        from ..priors.visual_hull import visual_hull_maps
+        from .dome import back_only
+
+        rng = np.random.default_rng([self.seed, int(index), 0xA256])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        d = self.subject_dirs[int(rng.integers(len(self.subject_dirs)))]
+        subj = self._subject(d)
+        segs = subj.segments()
+        pool = [f for s in _INPUT_SEGMENTS for f in segs.get(s, [])] or [f for _, f in subj.frames]
+        all_frames = [f for _, f in subj.frames]
+        f_in = [int(rng.choice(pool))] * self.V if self.consistent else [int(x) for x in rng.choice(pool, self.V)]
+        f_t = int(rng.choice(all_frames))
+        cams_t0 = subj.cameras(f_t, subj.camera_ids, FULL_W // 4, FULL_H // 4)
+        allowed = ~back_only(cams_t0)
+        in_ids = k_farthest_viewpoints(cams_t0.centers, self.V, n_candidates=max(10, self.V), allowed=allowed, generator=gen)
+        tg_ids = torch.randperm(len(subj.camera_ids), generator=gen)[: self.T].tolist()
+        ins = [subj.capture(f, [subj.camera_ids[i]], self.size_in) for f, i in zip(f_in, in_ids)]
+        tgt = subj.capture(f_t, [subj.camera_ids[i] for i in tg_ids], self.size_t)
+        img_in = torch.as_tensor(np.concatenate([c.images for c in ins]))
+        cam_in = Cameras.cat([c.cameras for c in ins])
+        m_in = (img_in.amax(-1) > 4 / 255).float()
+        img_t = torch.as_tensor(tgt.images)
+        m_t = (img_t.amax(-1) > 4 / 255).float()
+        if self.prior == "visual_hull":
+            pos, conf = visual_hull_maps(m_in.to(self.device), cam_in, self.hull)
+        elif self.prior == "none":
+            pos, conf = torch.zeros(*m_in.shape, 3), m_in
+        else:
+            raise InputError(f"Ava256Dataset: prior {self.prior!r} is not available for real data (no ground-truth depth)")
+        dev = self.device
+        return {
+            "input_images": img_in.permute(0, 3, 1, 2).contiguous().to(dev),
+            "input_masks": m_in[:, None].to(dev),
+            "input_cameras": cam_in.to(dev),
+            "prior_positions": pos.permute(0, 3, 1, 2).contiguous().to(dev),
+            "prior_confidence": conf[:, None].to(dev),
+            "target_images": img_t.permute(0, 3, 1, 2).contiguous().to(dev),
+            "target_masks": m_t[:, None].to(dev),
+            "target_cameras": tgt.cameras.to(dev),
+            "target_expression": torch.as_tensor(self._code(d, f_t), device=dev),
+            "input_expressions": torch.as_tensor(np.stack([self._code(d, f) for f in f_in]), device=dev),
+            "identity_seed": self.subject_dirs.index(d),
+            "index": int(index),
+            "input_camera_ids": torch.as_tensor(in_ids),
+            "target_camera_ids": torch.as_tensor(tg_ids),
+        }

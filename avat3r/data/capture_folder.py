@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..cameras import Cameras, _atomic_write_text, read_cameras_json, write_cameras_json
+from ..cameras import _atomic_write_text, read_cameras_json, write_cameras_json
 from ..capture import Capture
 from ..errors import FormatError, InputError
 from ..io.images import load_image, load_image_rgba, save_image

@@ -254,10 +254,10 @@ class _Shape:
         add((0, -0.052, 0.057), (0.034, 0.028, 0.031), 0.02)                                  # maxilla / muzzle
         add((0, -0.004 - 0.008 * (I.nose_length - 1), 0.079), (0.0075 * I.nose_bridge, 0.026 * I.nose_length, 0.0125 * I.nose_projection), 0.01)
         rt = 0.0093 * I.nose_tip
-        add((0, -0.034 * I.nose_length, 0.0965 + 0.012 * (I.nose_projection - 1)), (1.15 * rt * I.nose_width, rt, rt), 0.008)  # nose tip
+        add((0, -0.033 * I.nose_length, 0.0965 + 0.012 * (I.nose_projection - 1)), (1.05 * rt * I.nose_width, rt, rt), 0.01)  # nose tip
         for s in (1, -1):
-            add((s * 0.0135 * I.nose_width, -0.038 * I.nose_length, 0.088 + 0.004 * (I.nose_projection - 1)),
-                (0.0085 * I.nose_width, 0.0075, 0.0085), 0.006)                                     # nose alae
+            add((s * 0.0125 * I.nose_width, -0.037 * I.nose_length, 0.087 + 0.004 * (I.nose_projection - 1)),
+                (0.0072 * I.nose_width, 0.0062, 0.0075), 0.008)                                     # nose alae
         add((0, -0.0605, 0.079), (0.0245 * I.mouth_width, 0.0062 * I.lip_upper, 0.011 * I.lip_upper**0.5), 0.006)  # upper lip
         add((0, -0.0715, 0.077), (0.022 * I.mouth_width, 0.0066 * I.lip_lower, 0.0115 * I.lip_lower**0.5), 0.006)  # lower lip
         self.blend = K
@@ -694,14 +694,16 @@ class HeadRig:
             self.parts.append(_make_part(f"glasses_rim{side}", pos, fc.expand_as(pos).clone(), ref_normals=off,
                                          periodic=True, thick=0.6))
             # lens
-            s = torch.linspace(0, 0.97, 8, device=dev)
-            S_, T2 = torch.meshgrid(s, ring_t, indexing="ij")
-            lp = torch.stack([cx + S_ * ex, 0.002 + S_ * ey, zf - 0.006 * (S_ * ex * side / 0.0215).clamp(min=0) ** 2], -1)
+            # lens: a regular grid clipped to the rim's superellipse (no pile-up of samples at its centre)
+            gy, gx = torch.meshgrid(torch.linspace(-0.0155, 0.0155, 14, device=dev), torch.linspace(-0.0215, 0.0215, 19, device=dev),
+                                    indexing="ij")
+            inside = (gx.abs() / 0.0215) ** (1 / 0.6) + (gy.abs() / 0.0155) ** (1 / 0.6) <= 0.97
+            lp = torch.stack([cx + gx, 0.002 + gy, zf - 0.006 * (gx * side / 0.0215).clamp(min=0) ** 2], -1)
             sun = I.glasses == "sun"
             lc = _t([0.05, 0.05, 0.07] if sun else [0.55, 0.65, 0.75], dev).expand_as(lp).clone()
-            op = torch.full(lp.shape[:2], 0.85 if sun else 0.04, device=dev)  # several lens samples overlap per pixel
-            self.parts.append(_make_part(f"glasses_lens{side}", lp, lc, opacity=op, ref_normals=_t([0, 0, 1.0], dev).expand_as(lp),
-                                         periodic=True, shade=False, thick=0.3))
+            op = torch.full(lp.shape[:2], 0.85 if sun else 0.08, device=dev)
+            self.parts.append(_make_part(f"glasses_lens{side}", lp, lc, opacity=op, keep=inside,
+                                         ref_normals=_t([0, 0, 1.0], dev).expand_as(lp), shade=False, thick=0.3))
             # temple arm from the rim's outer edge back to the ear, kept just outside the skin
             a = torch.linspace(0, 1, 40, device=dev)
             p0 = torch.tensor([cx + side * 0.0215, 0.006, zf - 0.006], device=dev)

@@ -212,7 +212,9 @@ def _dataset_for(train_cfg: dict | None, model, cfg: EvalConfig, overrides: dict
 
     tc = TrainConfig.from_dict(dict(train_cfg)) if train_cfg else TrainConfig()
     tc = tc.replace(consistent_inputs=False, seed=cfg.seed, **overrides)  # evaluation always uses inconsistent inputs
-    return build_dataset(tc, cfg.split, input_size=tc.input_size or model.config.image_size), tc
+    ds = build_dataset(tc, cfg.split, input_size=tc.input_size or model.config.image_size, length=max(cfg.num_samples, 12),
+                       device=cfg.device)  # on CUDA the samples are rendered on the GPU
+    return ds, tc
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,9 +2,9 @@
 
 Seeds come from geometry, so they work for any crop with a camera (estimated from landmarks, or given with a
 capture folder): a head ellipsoid and a neck cylinder in the head-centric frame are projected with the view's
-camera. Inside the face's landmark hull = sure foreground; the head ellipsoid and neck = probably foreground;
-a band around them (hair) = probably background; far from them, and padding outside the photo = sure
-background. GrabCut (colour GMMs + graph cut) decides the uncertain pixels; the result keeps the connected
+camera. Inside the face's landmark hull and the inner 85 % of the ellipsoid = sure foreground; the ellipsoid and
+neck = probably foreground; a wide band around them (hair, which can be big) = probably background; beyond
+2.5x the ellipsoid (rarely inside the crop) and padding outside the photo = sure background. GrabCut (colour GMMs + graph cut) decides the uncertain pixels; the result keeps the connected
 parts touching the face, fills holes, and gets a one-pixel soft edge.
 
 The paper (supp. C) uses BackgroundMattingV2 masks; that needs downloaded weights, which this stage avoids.
@@ -24,14 +24,16 @@ class MaskConfig:
     """work_size: GrabCut runs at this resolution (speed); iterations: GrabCut iterations;
     head_radii: head ellipsoid half-axes (m, centred at the origin); hair_scale: how far hair may reach, as a
     factor on the ellipsoid; torso: treat clothes / shoulders below the neck as probably foreground (the
-    paper's person mattes keep them; SynthHeads has none); core_scale: the part of it that is surely head; sure_bg_scale: beyond this factor everything is background; feather_px: soft edge."""
+    paper's person mattes keep them; SynthHeads has none); core_scale: the part of it that is surely head;
+    sure_bg_scale: beyond this factor everything is background; feather_px: soft edge.
+    Defaults chosen on bench/frontend_mask.py (green-screen frames and SynthHeads over office photos)."""
 
     work_size: int = 160
     iterations: int = 4
     head_radii: tuple[float, float, float] = (0.090, 0.125, 0.110)
-    hair_scale: float = 1.45
-    core_scale: float = 0.8
-    sure_bg_scale: float = 1.75
+    hair_scale: float = 1.3
+    core_scale: float = 0.85
+    sure_bg_scale: float = 2.5
     neck_radius: float = 0.058
     feather_px: float = 0.7
     torso: bool = False
@@ -91,7 +93,9 @@ def seed_map(size: int, K: np.ndarray, world_to_cam: np.ndarray, landmarks: np.n
     rows = np.arange(size)[:, None] * np.ones((1, size))
     low = rows > (chin_v[0, 1] if len(chin_v) else size)
     labels = np.full(shp, cv2.GC_BGD, np.uint8)
-    labels[near & low] = cv2.GC_PR_FGD if cfg.torso else cv2.GC_PR_BGD
+    labels[near] = cv2.GC_PR_BGD  # big hair may reach this far: GrabCut decides
+    if cfg.torso:
+        labels[near & low] = cv2.GC_PR_FGD
     labels[hair] = cv2.GC_PR_BGD
     labels[head | neck] = cv2.GC_PR_FGD
     labels[core] = cv2.GC_FGD
@@ -119,6 +123,7 @@ def head_mask(image: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, landma
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         mask = labels.copy()
         try:
+            cv2.setRNGSeed(0)  # GrabCut's k-means initialisation is random: same photo, same mask
             cv2.grabCut(img8, mask, None, bgd, fgd, cfg.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # degenerate colour statistics (e.g. a flat image): keep the geometric seeds
             mask = labels

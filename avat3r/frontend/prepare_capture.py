@@ -9,7 +9,6 @@ when no view is usable.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,7 +368,7 @@ def prepare(
         elif photo.alpha is not None and photo.alpha.min() < 0.5:
             given = photo.alpha
         if given is not None:
-            m = _load_mask(given, label(i), (H, W), c["k"])
+            m = _load_mask(given, label(i), (H, W), c["k"], photo.meta.get("original_size"))
             mask = crop_square(m[..., None], box, size)[0][..., 0] * valid
         else:
             mask = head_mask(crop, Kc, c["w2c"], lm_crop, valid, cfg.mask)
@@ -418,8 +417,9 @@ def prepare(
     return FrontendResult(capture, report, preview, failures, infos, np.stack(raws).astype(np.float32))
 
 
-def _load_mask(src, name: str, hw: tuple[int, int], k: int) -> np.ndarray:
-    """A given mask (path, PIL, array) -> [H, W] float32 in [0, 1], turned like its photo."""
+def _load_mask(src, name: str, hw: tuple[int, int], k: int, original_size=None) -> np.ndarray:
+    """A given mask (path, PIL, array) -> [H, W] float32 in [0, 1], turned like its photo (and reduced like it
+    when the photo was reduced on loading: ``original_size`` = (W, H) before)."""
     from ..io.images import load_image
 
     if isinstance(src, np.ndarray) and src.ndim == 2:
@@ -430,6 +430,10 @@ def _load_mask(src, name: str, hw: tuple[int, int], k: int) -> np.ndarray:
         m = load_image(src, f"mask of {name}").mean(-1)
     if k:
         m = np.rot90(m, k)
+    if original_size is not None and m.shape == (original_size[1], original_size[0]) and m.shape != hw:
+        import cv2
+
+        m = cv2.resize(np.ascontiguousarray(m, np.float32), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
     if m.shape != hw:
         raise InputError(f"the mask of {name} is {m.shape[1]}x{m.shape[0]} but the image is {hw[1]}x{hw[0]}: "
                          "give masks at the image's size")

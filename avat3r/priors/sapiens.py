@@ -277,8 +277,9 @@ class SapiensFeatures:
         dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if path.suffix in (".pth", ".pt", ".safetensors"):
             sd, _ = load_state_dict_file(path, container_keys=("state_dict", "model"))
-            model = SapiensViT(SapiensConfig.for_size(size))
-            model.load_state_dict(load_sapiens_state_dict(sd, model, str(path)), strict=True)
+            with torch.device("meta"):  # no random init; names and shapes checked, tensors assigned
+                model = SapiensViT(SapiensConfig.for_size(size))
+            model.load_state_dict(load_sapiens_state_dict(sd, model, str(path)), strict=True, assign=True)
             return cls(size, model=model, device=dev, **kw)
         if path.suffix in (".pt2", ".ts", ".jit") or "torchscript" in path.name:
             try:

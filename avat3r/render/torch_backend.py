@@ -9,17 +9,18 @@ C = Σ_i c_i α_i Π_{j<i} (1 - α_j)) with whole-tensor operations, no tiles an
    ellipse's analytic x-span (a splat costs what it covers). Gaussians and rows whose pixels have all
    stopped (transmittance exhausted by nearer chunks) are culled first with summed-area tables;
 3. alpha per pair = min(0.999, o exp(-sigma)), pairs with alpha < 1/255 dropped;
-4. a stable radix sort by pixel (pairs are generated in depth order, so this groups each pixel's pairs front
-   to back), then the exclusive transmittance as a segmented prefix sum of log(1 - alpha) in float64 plus
-   the pixel's log-transmittance from earlier chunks. A pair whose inclusive transmittance would be <= 1e-4
-   stops its pixel (gsplat's exclusive early stop); stopped pixels hold log T = -inf;
-5. composite with one index_add per chunk: colour, alpha-weighted depth and alpha.
+4. a stable radix sort by pixel (pairs are generated in (image row, depth) order, so this groups each
+   pixel's pairs front to back), then the exclusive transmittance as a segmented prefix sum of
+   log(1 - alpha) in float64 plus the pixel's log-transmittance from earlier chunks. A pair whose inclusive
+   transmittance would be <= 1e-4 stops its pixel (gsplat's exclusive early stop); stopped pixels hold
+   log T = -inf;
+5. composite: Σ w (rgb, z, 1) per pixel as one CSR sparse x dense product per chunk.
 
-Autograd: steps 2-4 decide which pairs are blended, without a graph (the pair set is piecewise constant,
-as gsplat's tile lists are); when gradients are needed, alpha, transmittance and the blend are recomputed
-with autograd on the kept pairs only.
-Cost: O(G log G) for the depth sort plus O(P) for the P enumerated pairs (≈ visible G x footprint area),
-memory O(P / chunks).
+Gradients: steps 2-4 only decide which pairs are blended (the set is piecewise constant, as gsplat's tile
+lists are). When gradients are needed, the kept pairs are blended again by ``_Blend``, an autograd Function
+whose backward is the 3DGS compositing gradient (as in gsplat's backward kernel), vectorised over pairs.
+Cost: O(G) projection and radix depth sort plus O(P) for the P enumerated pairs (≈ visible G x footprint
+area, less what occlusion culling removes); memory O(P / chunks), O(K) kept pairs for autograd.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def _blend_pass(m2d, con, cov2d, op, feats, H: int, W: int, collect: bool):
         rows_g, rowpix, ncol, d0, A, B, C = _row_table(
             *(_sel(t, gsl) for t in (mx, my, a, b, c, logop, L, gy0, nrow)), H, W
         )
+        if len(rowpix) == 0:
+            continue
         ry_ = torch.div(rowpix, W, rounding_mode="floor")
         if any_stopped:  # drop rows whose whole span has stopped (prefix sums of live pixels per image row)
             rowsum = torch.zeros(H, W + 1, dtype=torch.int32, device=dev)
@@ -229,11 +232,15 @@ def _rasterize_one(proj: Projected, cam: int, colors: torch.Tensor, H: int, W: i
     dev, dtype = colors.device, colors.dtype
     n_pix = H * W
     vis = torch.nonzero(proj.valid[cam]).squeeze(1)
-    if len(vis) == 0:
-        return torch.zeros(n_pix, 5, device=dev, dtype=dtype)
-    # Front to back (ties by id). Depths are >= near > 0, so their float bits sort like int32: radix path.
-    depth_bits = _sel(proj.depths[cam], vis).detach().to(torch.float32).contiguous().view(torch.int32)
-    order = _sel(vis, torch.sort(depth_bits, stable=True).indices)
+    if len(vis) == 0:  # nothing to draw; stay on the graph so that backward() gives zero gradients
+        zero = torch.zeros(n_pix, 5, device=dev, dtype=dtype)
+        if not need_grad:
+            return zero
+        return zero + 0.0 * sum(t.sum() for t in (colors, proj.means2d, proj.conics, proj.opacities, proj.depths))
+    # Front to back (ties by id). float32 depths are >= near > 0, so their bits sort like int32: radix path.
+    depth = _sel(proj.depths[cam], vis).detach()
+    key = depth.contiguous().view(torch.int32) if depth.dtype == torch.float32 else depth
+    order = _sel(vis, torch.sort(key, stable=True).indices)
     m2d = _sel(proj.means2d[cam], order)  # [G, 2]
     con = _sel(proj.conics[cam], order)  # [G, 3]
     op = _sel(proj.opacities[cam], order)  # [G]
@@ -287,11 +294,14 @@ class _Blend(torch.autograd.Function):
     def backward(ctx, grad_acc):
         feats, g, pix, counts, first, dx, dy, ca, cb, cc, e, alpha, T, w, raw = ctx.saved_tensors
         G = len(feats)
+        if len(g) == 0:
+            z = torch.zeros(G, 11, dtype=feats.dtype, device=feats.device)
+            return z[:, 0:2], z[:, 2:5], z[:, 5], z[:, 6:11], None, None, None, None
         Gp = _sel(grad_acc.contiguous(), pix)  # [K, 5]
         fG = (_sel(feats, g) * Gp).sum(1)  # feats_i · G
         wfG = w * fG
         cs = torch.cumsum(wfG, 0, dtype=torch.float64)  # inclusive prefix; suffix after i = total - cs_i
-        last = (first + counts - 1).clamp(min=0)
+        last = (first + counts - 1).clamp(min=0, max=len(g) - 1)
         suffix = (_sel(_sel(cs, last), pix) - cs).to(feats.dtype)
         d_alpha = T * fG - suffix / (1.0 - alpha)
         d_alpha = torch.where(raw <= ALPHA_MAX, d_alpha, torch.zeros_like(d_alpha))  # clamp: no gradient

@@ -16,6 +16,8 @@ Formats:
   dropped (its memory is ~1/(1-beta1) = 10 steps, it is rebuilt at once). About 1.25x the fp32 model size
   (the ``small`` preset: ~50 MiB instead of ~120 MiB), for carrying a run between device sessions; the
   resumed run is close to, not bit-identical with, an uninterrupted one.
+- ``weights``: float32 weights, step, configs and RNG only (the ``small`` preset: ~40 MiB); Adam restarts,
+  with a short LR re-warm-up (``TrainConfig.rewarm_steps``).
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ def save_checkpoint(out_dir, *, step: int, model: torch.nn.Module, optimizer: to
         tensors = {f"model/{k}": v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
                    for k, v in model.state_dict().items()}
         opt_meta = {}
-        if optimizer is not None:
+        if optimizer is not None and fmt != "weights":
             ot, opt_meta = _optimizer_tensors(optimizer, fmt)
             tensors.update(ot)
         index = {}
@@ -250,8 +252,10 @@ def load_checkpoint(ckpt, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     if missing or unexpected:
         raise CheckpointError(f"{ckpt}: weights do not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
     model.load_state_dict(state)
+    meta["optimizer_restored"] = False
     if optimizer is not None and meta.get("optimizer"):
         _load_optimizer(optimizer, tensors, meta["optimizer"], str(ckpt))
+        meta["optimizer_restored"] = True
     rng_file = ckpt / f"rng-rank{rank}.safetensors"
     meta["rng_restored"] = False
     if restore_rng and rng_file.is_file():

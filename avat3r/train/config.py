@@ -79,8 +79,10 @@ class TrainConfig:
     image_every: int = 500  # image grids to tensorboard
     ckpt_every: int = 1000  # steps between checkpoints (one is always written at the end)
     keep_checkpoints: int = 2  # older step_* folders are deleted
-    checkpoint_format: str = "exact"  # "exact" (fp32 Adam state, bit-exact resume) | "compact" (see checkpoint.py)
+    checkpoint_format: str = "exact"  # "exact" (bit-exact resume) | "compact" | "weights" (see checkpoint.py)
     shard_mib: int = 15  # max size of one checkpoint file (the device returns files <= 16 MiB)
+    init_from: str | None = None  # start from exported weights (folder / Hub id): fresh Adam, step from its training.json
+    rewarm_steps: int = 100  # linear LR re-warm-up after starting without Adam state (init_from, 'weights' checkpoints)
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives lists
@@ -95,8 +97,8 @@ class TrainConfig:
             raise bad("model_preset", f"must be 'paper', 'small' or 'tiny', got {self.model_preset!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise bad("precision", f"must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
-        if self.checkpoint_format not in ("exact", "compact"):
-            raise bad("checkpoint_format", f"must be 'exact' or 'compact', got {self.checkpoint_format!r}")
+        if self.checkpoint_format not in ("exact", "compact", "weights"):
+            raise bad("checkpoint_format", f"must be 'exact', 'compact' or 'weights', got {self.checkpoint_format!r}")
         for f in ("batch_size", "num_inputs", "num_supervision", "max_steps"):
             if getattr(self, f) < 1:
                 raise bad(f, f"must be >= 1, got {getattr(self, f)}")

@@ -37,8 +37,10 @@ def export_weights(model, out, *, dtype: torch.dtype = torch.float16, train_conf
     """Write ``out/config.json`` + ``out/model.safetensors`` (+ README.md) and ``out/training.json``."""
     net = model.module if hasattr(model, "module") else model
     path = net.save_pretrained(out, dtype=dtype)
-    info = {"train_config": train_config.to_dict() if isinstance(train_config, TrainConfig) else train_config,
-            "summary": summary or {}, "dtype": str(dtype)}
+    summary = summary or {}
+    info = {"step": summary.get("step", summary.get("steps")),
+            "train_config": train_config.to_dict() if isinstance(train_config, TrainConfig) else train_config,
+            "summary": summary, "dtype": str(dtype)}
     tmp = Path(out) / "training.json.tmp"
     tmp.write_text(json.dumps(info, indent=1) + "\n")
     tmp.replace(Path(out) / "training.json")

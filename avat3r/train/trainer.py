@@ -57,24 +57,23 @@ def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None
     size = input_size or cfg.input_size or cfg.model_config().image_size
     sup = cfg.supervision_size or int(round(size * 667 / 512))
     opts = dict(cfg.data_options)
+    opts.setdefault("prior", "visual_hull" if cfg.use_prior else "none")
+    opts.setdefault("seed", cfg.seed)
+    if device is not None and torch.device(device).type == "cuda" and resolve_workers(cfg, device) == 0:
+        opts.setdefault("device", str(device))
+    common = dict(split=split, num_inputs=cfg.num_inputs, num_targets=cfg.num_supervision, input_size=size,
+                  target_size=sup, consistent_inputs=cfg.consistent_inputs)
     if cfg.data == "synthheads":
         from ..data.sampler import SynthHeadsDataset
 
-        opts.setdefault("prior", "visual_hull" if cfg.use_prior else "none")
-        if device is not None and torch.device(device).type == "cuda" and resolve_workers(cfg, device) == 0:
-            opts.setdefault("device", str(device))
-        opts.setdefault("seed", cfg.seed)
-        return SynthHeadsDataset(length=opts.pop("length", length), split=split, num_inputs=cfg.num_inputs,
-                                 num_targets=cfg.num_supervision, input_size=size, target_size=sup,
-                                 consistent_inputs=cfg.consistent_inputs, **opts)
+        return SynthHeadsDataset(length=opts.pop("length", length), **common, **opts)
     try:
-        from ..data import ava256  # the data helper's Ava-256 loader, when present
+        from ..data.ava256 import Ava256Dataset  # the data helper's Ava-256 loader
     except ImportError as e:
         raise InputError("data='ava256': no Ava-256 loader in this install (avat3r.data.ava256)") from e
     if not cfg.data_root:
         raise InputError("data='ava256' needs --data-root pointing at the Ava-256 folder (m--*--GHS/...)")
-    return ava256.Ava256Dataset(cfg.data_root, split=split, num_inputs=cfg.num_inputs, num_targets=cfg.num_supervision,
-                                input_size=size, target_size=sup, consistent_inputs=cfg.consistent_inputs, **opts)
+    return Ava256Dataset(cfg.data_root, length=opts.pop("length", length), **common, **opts)
 
 
 def resolve_workers(cfg: TrainConfig, device) -> int:
@@ -93,7 +92,8 @@ def expression_space_overrides(dataset) -> dict[str, Any]:
 
         names, presets = EXPRESSION_NAMES, EXPRESSION_PRESETS
     if names is None:
-        return {}
+        dim = getattr(dataset, "expression_dim", None)
+        return {"expression_dim": int(dim)} if dim else {}
     out: dict[str, Any] = {"expression_dim": len(names), "expression_names": list(names)}
     if presets:
         out["expression_presets"] = {k: [float(x) for x in np.asarray(v).reshape(-1)] for k, v in presets.items()}
@@ -133,8 +133,18 @@ class Trainer:
         seed_everything(cfg.seed)  # identical initial weights on every rank
         from ..model import Avat3rModel
 
-        self.model_config = cfg.model_config(**expression_space_overrides(self.dataset))
-        self.net = Avat3rModel(self.model_config).to(self.device)
+        self._rewarm_from: int | None = None
+        self.step = 0
+        if cfg.init_from:  # continue from exported weights: their config, fresh optimiser
+            self.net = Avat3rModel.from_pretrained(cfg.init_from).to(self.device)
+            self.model_config = self.net.config
+            tj = Path(cfg.init_from) / "training.json"
+            if tj.is_file():
+                self.step = int(json.loads(tj.read_text()).get("step") or 0)
+            self._rewarm_from = self.step
+        else:
+            self.model_config = cfg.model_config(**expression_space_overrides(self.dataset))
+            self.net = Avat3rModel(self.model_config).to(self.device)
         self.net.gradient_checkpointing = cfg.gradient_checkpointing
         if cfg.compile and hasattr(self.net, "compile_parts"):
             self.net.compile_parts()
@@ -144,7 +154,6 @@ class Trainer:
             ObjectiveConfig(cfg.lambda_l1, cfg.lambda_ssim, cfg.lambda_lpips, cfg.lpips_start, cfg.lpips_net, cfg.lpips_weights),
             lpips=lpips,
         ).to(self.device)
-        self.step = 0
         self.history: list[dict[str, float]] = []
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._term_names: list[str] | None = None
@@ -160,8 +169,10 @@ class Trainer:
             meta = load_checkpoint(ckpt, self.net, self.optimizer, rank=self.info.rank)
             self.step = int(meta["step"])
             self.resumed_from = str(ckpt)
+            self._rewarm_from = None if meta["optimizer_restored"] else self.step
             if self.info.is_main:
-                log.info("resumed from %s at step %d (rng restored: %s)", ckpt, self.step, meta["rng_restored"])
+                log.info("resumed from %s at step %d (optimiser state: %s, rng: %s)", ckpt, self.step,
+                         meta["optimizer_restored"], meta["rng_restored"])
         else:
             self.resumed_from = None
         self.model = self.net
@@ -182,7 +193,7 @@ class Trainer:
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             log.info(
-                "run %s: %s preset, %.1f M parameters, %d GPU/process(es) x batch %d, %s, lr %g, LPIPS %s",
+                "run %s: %s preset, %.1f M parameters, %d process(es) x batch %d, %s, lr %g, LPIPS %s",
                 cfg.run, cfg.model_preset, self.net.num_parameters() / 1e6, self.info.world_size, cfg.batch_size,
                 "bf16 autocast" if self.amp else "fp32", cfg.lr,
                 f"on from step {cfg.lpips_start}" if self.objective.lpips_available and cfg.lambda_lpips > 0
@@ -191,8 +202,12 @@ class Trainer:
 
     # ---- one step -----------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
+        """Linear warm-up from step 0, and again after starting without Adam state (``_rewarm_from``)."""
         w = self.cfg.warmup_steps
-        return self.cfg.lr * (min(1.0, (step + 1) / w) if w > 0 else 1.0)
+        f = min(1.0, (step + 1) / w) if w > 0 else 1.0
+        if self._rewarm_from is not None and self.cfg.rewarm_steps > 0:
+            f *= min(1.0, (step - self._rewarm_from + 1) / self.cfg.rewarm_steps)
+        return self.cfg.lr * f
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimisation step on this rank's part of the global batch. Returns detached loss terms."""
@@ -375,7 +390,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--image-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
-    p.add_argument("--checkpoint-format", default=None, choices=["exact", "compact"])
+    p.add_argument("--checkpoint-format", default=None, choices=["exact", "compact", "weights"],
+                   help="exact: bit-exact resume; compact: ~1.25x model size; weights: fp32 weights only (Adam restarts)")
+    p.add_argument("--init-from", default=None, metavar="WEIGHTS",
+                   help="start from exported weights (config.json + model.safetensors): fresh Adam, LR re-warm-up")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network's blocks (GPU)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",

@@ -20,7 +20,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -349,25 +348,29 @@ except InputError as e:
 # when the shipped checkpoint is present.
 
 # %%
-weights = Path("../weights")
+from avat3r.pipeline import default_weights_dir
+
+weights = default_weights_dir()  # weights/ beside the package, or $AVAT3R_WEIGHTS
 if not (weights / "config.json").exists():
-    print(f"SKIPPED: no shipped checkpoint in {weights.resolve()} (config.json + model.safetensors); "
-          "train one with notebook 05 / `avat3r train` or download it, then rerun this cell.")
+    print(f"SKIPPED: no shipped checkpoint in {weights} (config.json + model.safetensors); "
+          "train one with notebook 05 / `avat3r train`, then rerun this cell.")
 else:
     shipped = Avat3rModel.from_pretrained(weights).eval()
     sc = shipped.config
     ds2 = SynthHeadsDataset(num_inputs=4, num_targets=1, input_size=sc.image_size, target_size=sc.image_size,
                             identities=(int(split_seeds("test")[0]),), seed=0)
     s2 = ds2[0]
+    # the last self-attention layer, whichever layer order the checkpoint uses
+    last = shipped.self_blocks[-1].attn if sc.layer_order == "cached" else shipped.blocks[-1].self_attn
     got = {}
-    hk = shipped.self_blocks[-1].attn.register_forward_hook(lambda mod, a, o: got.setdefault("x", a[0]))
+    hk = last.register_forward_hook(lambda mod, a, o: got.setdefault("x", a[0]))
     with torch.no_grad():
-        shipped.encode(s2["input_images"][None], s2["prior_positions"][None], s2["prior_confidence"][None],
-                       plucker_rays(s2["input_cameras"])[None])
-        A2 = attention_weights(shipped.self_blocks[-1].attn, got["x"]).mean(1)[0]
+        shipped(s2["input_images"][None], s2["prior_positions"][None], s2["prior_confidence"][None],
+                plucker_rays(s2["input_cameras"])[None], torch.tensor([sc.presets["neutral"]]))
+        A2 = attention_weights(last, got["x"]).mean(1)[0]
     hk.remove()
     g = sc.image_size // sc.patch_size
-    show_attention(A2, (g // 2) * g + g // 2, s2["input_images"], sc.patch_size, "shipped small model, last self-attention layer")
+    show_attention(A2, (g // 2) * g + g // 2, s2["input_images"], sc.patch_size, "shipped model, last self-attention layer")
 
 # %% [markdown]
 # ## What to try next

@@ -111,7 +111,7 @@ plt.tight_layout(); plt.show()
 
 # %%
 t0 = time.perf_counter()
-frames = [avatar.render((az, 5), size=160) for az in (-60, -30, 0, 30, 60)]
+frames = [avatar.render((az, 5), size=128) for az in (-60, -30, 0, 30, 60)]
 print(f"5 renders in {time.perf_counter() - t0:.1f} s")
 plt.figure(figsize=(13, 3)); plt.imshow(np.concatenate(frames, 1)); plt.axis("off")
 plt.title("azimuth -60 ... +60 (one input photo)"); plt.show()
@@ -138,7 +138,7 @@ else:
     print("\n".join(multi.report))
     if multi.preview is not None:
         plt.figure(figsize=(13, 4)); plt.imshow(multi.preview); plt.axis("off"); plt.show()
-    views = [multi.render((az, 5), size=160) for az in (-50, -25, 0, 25, 50)]
+    views = [multi.render((az, 5), size=128) for az in (-50, -25, 0, 25, 50)]
     plt.figure(figsize=(13, 3)); plt.imshow(np.concatenate(views, 1)); plt.axis("off")
     plt.title("three input photos: novel views"); plt.show()
 if multi is not None:
@@ -147,7 +147,7 @@ if multi is not None:
 # %% [markdown]
 # ## 4. Interactive viewer
 #
-# Expression sliders (the first few named dimensions of the model's expression space) and the view angle. Each change
+# Expression sliders (a few named dimensions of the model's expression space) and the view angle. Each change
 # runs only the expression-dependent layers on the cached state (`avatar.animate`) and renders one view (about a second
 # on a CPU). Headless (CI), the widgets have no front end, so the cell also renders the default view directly.
 
@@ -165,7 +165,7 @@ def code_from(values):
     return z
 
 def view(azimuth=20.0, elevation=5.0, **values):
-    return avatar.render((azimuth, elevation), expression=code_from(values), size=192)
+    return avatar.render((azimuth, elevation), expression=code_from(values), size=160)
 
 def show_view(azimuth=20.0, elevation=5.0, **values):
     plt.figure(figsize=(3.5, 3.5)); plt.imshow(view(azimuth, elevation, **values)); plt.axis("off"); plt.show()
@@ -183,7 +183,7 @@ plt.figure(figsize=(3.5, 3.5)); plt.imshow(default); plt.axis("off"); plt.title(
 
 # %%
 presets = [p for p in ("neutral", "smile", "surprise", "jaw_open", "wink_left") if p in space.presets]
-row = [avatar.render((15, 0), expression=p, size=160) for p in presets]
+row = [avatar.render((15, 0), expression=p, size=128) for p in presets]
 plt.figure(figsize=(13, 3)); plt.imshow(np.concatenate(row, 1)); plt.axis("off"); plt.title(" | ".join(presets)); plt.show()
 if not TRAINED:
     print("(untrained model: expressions change nothing yet; see the note at the top)")
@@ -203,15 +203,15 @@ ply = avatar.save_ply(OUT / "head.ply", expression=presets[min(1, len(presets) -
 print(f"{ply}: {ply.stat().st_size / 1e6:.1f} MB, {len(read_ply_array(ply)):,} Gaussians")
 
 t0 = time.perf_counter()
-turn = avatar.turntable(12, 128)
-mp4 = write_video(OUT / "turntable.mp4", turn, fps=12)
-codes = expression_sequence(space, presets[:3], frames_per_step=4)
-anim = avatar.animation(codes, (20, 5), size=128)
-mp4b = write_video(OUT / "animation.mp4", anim, fps=12)
+turn = avatar.turntable(8, 96)
+mp4 = write_video(OUT / "turntable.mp4", turn, fps=8)
+codes = expression_sequence(space, presets[:3], frames_per_step=3)
+anim = avatar.animation(codes, (20, 5), size=96)
+mp4b = write_video(OUT / "animation.mp4", anim, fps=8)
 print(f"{len(turn)} + {len(anim)} frames rendered and written in {time.perf_counter() - t0:.1f} s:")
 for p in (mp4, mp4b):
     print(f"  {p} ({Path(p).stat().st_size / 1e3:.0f} kB)")
-plt.figure(figsize=(13, 2)); plt.imshow(np.concatenate(turn[::2], 1)); plt.axis("off"); plt.title("turntable frames"); plt.show()
+plt.figure(figsize=(13, 2)); plt.imshow(np.concatenate(turn, 1)); plt.axis("off"); plt.title("turntable frames"); plt.show()
 
 # %% [markdown]
 # The same from the command line:
@@ -226,5 +226,7 @@ plt.figure(figsize=(13, 2)); plt.imshow(np.concatenate(turn[::2], 1)); plt.axis(
 #
 # - Your own photos: `pipe.reconstruct(["me1.jpg", "me2.jpg", ...])` (1 to 8; different head poses help most).
 # - A video: `pipe.reconstruct("clip.mp4")` picks diverse frames.
+# - Longer, smoother videos: `avatar.turntable(48, 256)` and `expression_sequence(space, [...], frames_per_step=12)`
+#   (a few seconds a frame on a CPU; kept short here).
 # - Open `head.ply` (path printed above) in a splat viewer or in the app's 3D view.
 # - Next: **07_evaluation**, how the model is measured.

@@ -140,7 +140,8 @@ def load_dust3r(path=None, *, config: Dust3rConfig | str | None = None, device="
     if isinstance(config, str):
         config = PRESETS[config]
     config = config or _config_for(path, sd)
-    model = Dust3rNet(config)
+    with torch.device("meta"):  # no random init: names and shapes are checked, then the tensors are assigned
+        model = Dust3rNet(config)
     sd = convert_state_dict(sd, model, source=str(path))
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(sd, strict=True, assign=True)
     return model.to(device=device, dtype=dtype).eval()
