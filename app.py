@@ -312,7 +312,7 @@ def apply_preset(state, name):
     """Preset button -> slider values (and the full code kept in the state)."""
     pipe = get_pipeline()
     space = pipe.expression_space
-    code = [float(v) for v in space.resolve(name)]
+    code = [round(float(v), 4) for v in space.resolve(name)]
     state = dict(state or {}, code=code)
     k = min(space.dim, MAX_SLIDERS)
     return [state] + code[:k]

@@ -7,7 +7,7 @@
     res.preview          # [H, W, 3] uint8: crops + landmarks + masks + top view of the cameras
     res.failures         # views that were skipped and why
 
-Photos need the optional face detector (``pip install "avat3r[faces]"``); capture folders with cameras do not.
+Photos need the dlib face detector (``dlib-bin`` + ``face-recognition-models``, installed with the package); capture folders with cameras do not.
 Nothing is imported until used.
 """
 

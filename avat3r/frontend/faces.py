@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 
-INSTALL_HINT = 'pip install "avat3r[faces]"  (or: pip install dlib-bin face-recognition-models)'
+INSTALL_HINT = 'pip install dlib-bin face-recognition-models  (both are dependencies of avat3r: reinstall it with pip install -e .)'
 
 __all__ = ["Face", "FaceDetector", "faces_available", "require_faces", "INSTALL_HINT"]
 

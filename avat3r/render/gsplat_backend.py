@@ -60,7 +60,10 @@ def rasterize_gsplat(
         f32(means), f32(quats), f32(scales), f32(opacities), f32(colors), f32(viewmats), f32(Ks),
         int(width), int(height),
         near_plane=near, far_plane=far, eps2d=eps2d,
-        backgrounds=f32(background), render_mode="RGB+ED",
+        render_mode="RGB+ED",
         rasterize_mode="antialiased" if antialiased else "classic",
     )
-    return out[..., :3], alpha, out[..., 3:4]
+    # Background composited here: gsplat 1.5.3 asserts on `backgrounds` in its default packed mode
+    # (it expects [channels] there instead of [C, channels]); over-compositing is the same formula.
+    color = out[..., :3] + (1 - alpha) * f32(background)[:, None, None, :]
+    return color, alpha, out[..., 3:4]
