@@ -33,7 +33,7 @@ from avat3r.train.trainer import Trainer
 torch.set_num_threads(2)
 plt.rcParams["figure.dpi"] = 80
 SIZE = 64          # tiny preset: 64² inputs
-STEPS = 100        # optimisation steps of the demo run (a minute or two on 2 cores)
+STEPS = 60         # optimisation steps of the demo run (about a minute on 2 cores)
 
 # %% [markdown]
 # ## 1. A small, fixed training set
