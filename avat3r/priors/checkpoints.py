@@ -197,6 +197,21 @@ def load_state_dict_file(path, *, container_keys: Iterable[str] = ("model", "sta
     return dict(obj), meta
 
 
+def state_dict_mismatch(own: dict, given: dict) -> str | None:
+    """Describe how ``given`` differs from a model's state dict ``own`` (missing, unexpected, wrong shapes), or None."""
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    wrong = sorted(k for k in set(own) & set(given) if tuple(own[k].shape) != tuple(given[k].shape))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    if wrong:
+        parts.append("wrong shapes: " + ", ".join(f"{k} {tuple(given[k].shape)} != {tuple(own[k].shape)}" for k in wrong[:3]))
+    return "; ".join(parts) or None
+
+
 def sha256_file(path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

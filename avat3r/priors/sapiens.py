@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, InputError
-from .checkpoints import load_state_dict_file, resolve_weight_file, sha256_file
+from .checkpoints import load_state_dict_file, resolve_weight_file, sha256_file, state_dict_mismatch
 
 __all__ = ["SAPIENS_ARCH", "SapiensConfig", "SapiensViT", "SapiensFeatures", "load_sapiens_state_dict", "sapiens_files"]
 
@@ -188,20 +188,11 @@ def load_sapiens_state_dict(sd: dict, model: SapiensViT, source: str = "checkpoi
         g = int(round(math.sqrt(n)))
         if g * g == n and out["pos_embed"].shape[2] == own["pos_embed"].shape[2]:
             out["pos_embed"] = resize_pos_embed(out["pos_embed"], (g, g), model.grid)
-    missing = sorted(set(own) - set(out))
-    unexpected = sorted(set(out) - set(own))
-    wrong = sorted(k for k in set(own) & set(out) if tuple(own[k].shape) != tuple(out[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if wrong:
-            parts.append("wrong shapes: " + ", ".join(f"{k} {tuple(out[k].shape)} != {tuple(own[k].shape)}" for k in wrong[:3]))
+    problem = state_dict_mismatch(own, out)
+    if problem:
         c = model.config
         raise CheckpointError(
-            f"{source}: does not match a Sapiens ViT of width {c.embed_dim} and {c.depth} layers ({'; '.join(parts)}). "
+            f"{source}: does not match a Sapiens ViT of width {c.embed_dim} and {c.depth} layers ({problem}). "
             "Check that the file is the sapiens-pretrain checkpoint of the size you asked for"
         )
     return out

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ...errors import CheckpointError
-from ..checkpoints import load_state_dict_file, resolve_weight_file
+from ..checkpoints import load_state_dict_file, resolve_weight_file, state_dict_mismatch
 from .model import PRESETS, Dust3rConfig, Dust3rNet
 
 __all__ = ["HUB_REPO", "config_from_hub", "convert_state_dict", "load_dust3r", "find_dust3r_weights"]
@@ -73,20 +73,10 @@ def convert_state_dict(sd: dict[str, torch.Tensor], model: Dust3rNet, source: st
             out[k] = v
     if not any(k.startswith("dec_blocks2.") for k in out):
         out.update({"dec_blocks2." + k[len("dec_blocks."):]: v for k, v in list(out.items()) if k.startswith("dec_blocks.")})
-    own = model.state_dict()
-    missing = sorted(set(own) - set(out))
-    unexpected = sorted(set(out) - set(own))
-    wrong = sorted(k for k in set(own) & set(out) if tuple(own[k].shape) != tuple(out[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if wrong:
-            parts.append("wrong shapes: " + ", ".join(f"{k} {tuple(out[k].shape)} != {tuple(own[k].shape)}" for k in wrong[:3]))
+    problem = state_dict_mismatch(model.state_dict(), out)
+    if problem:
         raise CheckpointError(
-            f"{source}: does not match the DUSt3R architecture ({'; '.join(parts)}). Use the official "
+            f"{source}: does not match the DUSt3R architecture ({problem}). Use the official "
             f"{HUB_REPO} weights (model.safetensors + config.json, or {PTH_NAME}) with the matching config"
         )
     return out
