@@ -139,6 +139,7 @@ from avat3r.errors import CheckpointError
 table_file = DOCS / "eval.json"
 if table_file.exists():
     results = json.loads(table_file.read_text())
+    results = results.get("results", results)  # `avat3r eval` stores {"results", "checkpoint", "eval"}
     source = f"{table_file} (precomputed)"
 else:
     from avat3r.data.sampler import SynthHeadsDataset
@@ -196,6 +197,7 @@ if not abl_file.exists():
     print(f"SKIPPED: no ablation results at {abl_file.resolve()} (run the command above after training the runs)")
 else:
     runs = json.loads(abl_file.read_text())
+    runs = runs.get("results", runs)  # `avat3r eval` stores {"results", ...}
     print(ablation_tables(runs))
     names = [r for r in runs if "@" not in r]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
