@@ -197,7 +197,7 @@ if not abl_file.exists():
     print(f"SKIPPED: no ablation results at {abl_file.resolve()} (run the command above after training the runs)")
 else:
     runs = json.loads(abl_file.read_text())
-    runs = runs.get("results", runs)  # `avat3r eval` stores {"results", ...}
+    runs = runs.get("runs", runs)  # `avat3r eval --runs` stores {"runs", "eval"}
     print(ablation_tables(runs))
     names = [r for r in runs if "@" not in r]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
