@@ -24,3 +24,19 @@ def realdata() -> Path:
     if not REALDATA.exists():
         pytest.skip(f"real data not found at {REALDATA}")
     return REALDATA
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory):
+    """A random ``tiny`` checkpoint with the SynthHeads expression space (pipeline, CLI tests)."""
+    from app_fixtures import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def capture_dir(tmp_path_factory):
+    """One 4-view 64² SynthHeads capture folder."""
+    from app_fixtures import make_capture
+
+    return make_capture(tmp_path_factory.mktemp("synth"), views=4, size=64)

@@ -11,17 +11,7 @@ import numpy as np
 import pytest
 
 from avat3r.cli import main
-from app_fixtures import astronaut_png, make_capture, make_tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def capture_dir(tmp_path_factory):
-    return make_capture(tmp_path_factory.mktemp("synth"), views=4, size=64)
+from app_fixtures import astronaut_png
 
 
 def _cli(*args, env=None):

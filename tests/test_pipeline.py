@@ -12,17 +12,7 @@ import torch
 import avat3r
 from avat3r.errors import CheckpointError, InputError
 from avat3r.gaussians import Gaussians
-from app_fixtures import make_capture, make_tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def capture_dir(tmp_path_factory):
-    return make_capture(tmp_path_factory.mktemp("synth"), views=4, size=64)
+from app_fixtures import make_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
