@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network, whatever the caller set
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
