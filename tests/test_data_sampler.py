@@ -115,3 +115,22 @@ def test_config_validation_and_wrappers(sampler):
     st = SynthHeadsStream(SamplerConfig(**SMALL, num_inputs=1, prior="none"), start=5, rank=1, world_size=2)
     first = next(iter(st))
     assert first["index"] == 6  # start + rank * workers + worker
+
+
+def test_deferred_plans_realize_to_the_same_sample():
+    """Training poses heads in CPU workers (plans) and renders them on the device: same sample as sample(i)."""
+    kw = dict(split="test", input_size=48, target_size=40, num_targets=2, seed=5)
+    direct = SynthHeadsDataset(length=4, **kw)
+    deferred = SynthHeadsDataset(length=4, plan_device="cpu", **kw)
+    assert deferred.deferred and not direct.deferred
+    plan = deferred[1]
+    assert "input_images" not in plan and len(plan["heads_in"]) == 4  # nothing rendered yet
+    a, b = direct[1], deferred.realize(plan)
+    for k, v in a.items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(v, b[k]), k
+        elif isinstance(v, Cameras):
+            assert torch.equal(v.K, b[k].K) and torch.equal(v.world_to_cam, b[k].world_to_cam), k
+        else:
+            assert v == b[k], k
+    assert deferred.realize(a) is a  # finished samples pass through

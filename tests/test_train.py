@@ -171,3 +171,29 @@ def test_train_steps_on_gpu_bf16(tmp_path, pool_path):
     tr.fit(max_steps=8, save_final=False)
     losses = [h["loss"] for h in tr.history]
     assert all(torch.isfinite(torch.tensor(losses))) and min(losses[-3:]) < losses[0], losses
+
+
+def test_deferred_dataset_in_workers_trains_like_direct(tmp_path):
+    """Plans made in 2 DataLoader worker processes and rendered in the training process give the same losses
+    as samples made in the training process."""
+    from avat3r.data.sampler import SynthHeadsDataset
+
+    kw = dict(split="test", num_inputs=4, num_targets=2, input_size=32, target_size=24, seed=3)
+    losses = []
+    for plan_device, workers in ((None, 0), ("cpu", 2)):
+        cfg = TrainConfig.from_run("full", out_dir=str(tmp_path / str(workers)), **{**TINY, "num_workers": workers,
+                                                                                    "batch_size": 2})
+        ds = SynthHeadsDataset(length=16, plan_device=plan_device, **kw)
+        tr = Trainer(cfg, dataset=ds, progress=False, tensorboard=False)
+        tr.fit(max_steps=2, save_final=False)
+        losses.append([h["loss"] for h in tr.history])
+    assert len(losses[0]) == 2 and losses[0] == pytest.approx(losses[1], rel=1e-5, abs=1e-7)
+
+
+def test_named_run_alias_for_torchrun():
+    """torchrun reads '--run' as its own '--run-path': '--named-run' selects the same run configuration."""
+    from avat3r.train.trainer import _parser, config_from_args
+
+    a = config_from_args(_parser().parse_args(["--named-run", "no_prior", "--max-steps", "3"]))
+    b = config_from_args(_parser().parse_args(["--run", "no_prior", "--max-steps", "3"]))
+    assert a == b and a.run == "no_prior" and not a.use_prior and a.max_steps == 3

@@ -273,6 +273,8 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
                 ds, tcfg = _dataset_for(tc, model, cfg, overrides)
                 res = evaluate(model, ds, cfg, use_prior=tcfg.use_prior, lpips=lpips, methods=("avat3r",), progress=not args.quiet)
                 runs[tcfg.run] = res["avat3r"]
+                if tcfg.run == "full":  # the full recipe is also the layer-order row of its own order
+                    runs.setdefault(model.config.layer_order, res["avat3r"])
             md = ablation_tables(runs)
             print(md)
             paths = write_tables(args.out, {"runs": runs, "eval": vars(args)}, md, "ablations")

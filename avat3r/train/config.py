@@ -48,7 +48,7 @@ class TrainConfig:
     num_supervision: int = 8  # supervision views of the target expression (paper: 8)
     input_size: int | None = None  # input resolution; None = the model preset's image_size (paper 512)
     supervision_size: int | None = None  # render/target resolution; None = round(input_size * 667 / 512)
-    num_workers: int = -1  # DataLoader workers per rank; -1 = auto: 0 on CUDA (SynthHeads renders on the GPU), else 2
+    num_workers: int = -1  # DataLoader workers per rank; -1 = auto: 2 on CPU; on CUDA the rank's CPU cores - 2 (<= 16), posing heads
 
     # ---- optimisation (paper Sec. 4.1) ------------------------------------------------------------
     batch_size: int = 1  # samples per GPU (paper: 1 per GPU on 8 GPUs)

@@ -2,7 +2,7 @@
 supervision views per sample, checkpoints with exact resume, tensorboard logs, DDP over 1..N GPUs.
 
     python -m avat3r.train --run full --preset small --out runs/small --max-minutes 8
-    torchrun --nproc_per_node=8 -m avat3r.train --run full --preset paper --out runs/paper
+    torchrun --nproc_per_node=8 -m avat3r.train --named-run full --preset paper --out runs/paper
     avat3r train ...            (the same arguments; ``train_main(argv)``)
 
 Determinism: the model is initialised from ``seed`` on every rank; the samples of step s are a function of
@@ -47,20 +47,24 @@ def seed_everything(seed: int) -> None:
 
 # ---- data -------------------------------------------------------------------------------------------------
 def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None = None, length: int = 1_000_000,
-                  device: torch.device | str | None = None):
+                  device: torch.device | str | None = None, deferred: bool = False):
     """The dataset a run trains/evaluates on: SynthHeads (procedural, avat3r.data.sampler) by default.
 
     Input views at ``input_size`` (default: the model preset's), supervision views at ``supervision_size``
     (default 667/512 of that, as in the paper). ``cfg.data_options`` go to the sampler's config (e.g.
     ``{"device": "cuda"}`` to generate samples on the GPU, ``{"prior": "oracle"}``). Given ``device`` (the
-    training device) and no such option, samples are generated there when no DataLoader workers are used."""
+    training device) and no such option, samples are rendered there; with ``deferred`` (the trainer) and DataLoader
+    workers, SynthHeads items are plans posed on the CPU that the trainer renders on the device (``realize``)."""
     size = input_size or cfg.input_size or cfg.model_config().image_size
     sup = cfg.supervision_size or int(round(size * 667 / 512))
     opts = dict(cfg.data_options)
     opts.setdefault("prior", "visual_hull" if cfg.use_prior else "none")
     opts.setdefault("seed", cfg.seed)
-    if device is not None and torch.device(device).type == "cuda" and resolve_workers(cfg, device) == 0:
+    if device is not None and torch.device(device).type == "cuda" and cfg.data == "synthheads":
+        # pose heads on the CPU in DataLoader workers (launch-bound on a GPU), render on the GPU
         opts.setdefault("device", str(device))
+        if deferred and cfg.num_workers != 0:
+            opts.setdefault("plan_device", "cpu")
     common = dict(split=split, num_inputs=cfg.num_inputs, num_targets=cfg.num_supervision, input_size=size,
                   target_size=sup, consistent_inputs=cfg.consistent_inputs)
     if cfg.data == "synthheads":
@@ -77,10 +81,18 @@ def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None
 
 
 def resolve_workers(cfg: TrainConfig, device) -> int:
-    """cfg.num_workers, with -1 (auto) = 0 on CUDA (data generated on the GPU) and 2 on CPU."""
+    """cfg.num_workers; -1 (auto) = 2 on CPU, and on CUDA the CPU cores of this process's share (cores / local
+    ranks, minus 2 for the training process) up to 16: SynthHeads heads are posed in the workers."""
     if cfg.num_workers >= 0:
         return cfg.num_workers
-    return 0 if torch.device(device).type == "cuda" else 2
+    if torch.device(device).type != "cuda":
+        return 2
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 2
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return int(max(1, min(16, cores // max(1, local) - 2)))
 
 
 def expression_space_overrides(dataset) -> dict[str, Any]:
@@ -115,6 +127,10 @@ class _StepItems(torch.utils.data.Dataset):
         return self.dataset[idx]
 
 
+def _as_list(items: list) -> list:
+    return items
+
+
 # ---- trainer ----------------------------------------------------------------------------------------------
 class Trainer:
     """Owns model, optimiser, objective and data of one run. ``Trainer(cfg).fit()``.
@@ -129,7 +145,7 @@ class Trainer:
         self.device = self.info.device
         self.out = Path(cfg.out_dir)
         self.progress = progress and self.info.is_main
-        self.dataset = dataset if dataset is not None else build_dataset(cfg, "train", device=self.device)
+        self.dataset = dataset if dataset is not None else build_dataset(cfg, "train", device=self.device, deferred=True)
         seed_everything(cfg.seed)  # identical initial weights on every rank
         from ..model import Avat3rModel
 
@@ -231,15 +247,21 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------------
     def _loader(self, start: int, stop: int):
+        """Batches of steps start..stop-1. A ``deferred`` dataset's workers return plans, rendered here on the device."""
         items = _StepItems(self.dataset, start, stop, self.cfg.batch_size, self.info, self.cfg.seed)
         nw = resolve_workers(self.cfg, self.device)
-        return torch.utils.data.DataLoader(
-            items, batch_size=self.cfg.batch_size, shuffle=False, num_workers=nw, collate_fn=collate,
-            pin_memory=self.device.type == "cuda" and nw > 0, persistent_workers=False,
+        deferred = bool(getattr(self.dataset, "deferred", False))
+        loader = torch.utils.data.DataLoader(
+            items, batch_size=self.cfg.batch_size, shuffle=False, num_workers=nw,
+            collate_fn=_as_list if deferred else collate,
+            pin_memory=self.device.type == "cuda" and nw > 0 and not deferred, persistent_workers=False,
             prefetch_factor=4 if nw > 0 else None,
             generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + start),
             worker_init_fn=_worker_init,
         )
+        if not deferred:
+            return loader
+        return (collate([self.dataset.realize(p, self.device) for p in plans]) for plans in loader)
 
     def _flush(self) -> None:
         """All-reduce the pending per-step terms (one collective for many steps) into history/logs."""
@@ -344,6 +366,7 @@ class Trainer:
 
 
 def _worker_init(worker_id: int) -> None:
+    torch.set_num_threads(1)  # many workers, one core each
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
@@ -370,7 +393,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Train Avat3r (paper Sec. 4.1). Run under torchrun for several GPUs / nodes: "
                     "torchrun --nproc_per_node=N -m avat3r.train ...",
     )
-    p.add_argument("--run", default=None, choices=sorted(RUNS), help="named run configuration (ablations); default full")
+    p.add_argument("--run", "--named-run", dest="run", default=None, choices=sorted(RUNS),
+                   help="named run configuration (ablations); default full. Under torchrun write --named-run "
+                        "(torchrun takes --run as its own --run-path)")
     p.add_argument("--preset", dest="model_preset", default=None, choices=["paper", "small", "tiny"], help="model preset (default small)")
     p.add_argument("--out", dest="out_dir", default=None, help="run folder (checkpoints, tensorboard, summary.json); default runs/<run>")
     p.add_argument("--data", default=None, choices=["synthheads", "ava256"])

@@ -143,7 +143,7 @@ print(f"L1 unseen sample:   {l1(before_held, held_out):.4f} -> {l1(after_held, h
 #
 # ```bash
 # # 8 GPUs on one node, paper preset on SynthHeads (512² inputs, 8 x 667² supervision views)
-# torchrun --nproc_per_node=8 -m avat3r.train --run full --preset paper --out runs/paper \
+# torchrun --nproc_per_node=8 -m avat3r.train --named-run full --preset paper --out runs/paper \
 #     --lpips-weights weights/lpips --ckpt-every 5000
 #
 # # the shipped CPU model: the small preset, on 1 GPU, with a time budget, exported for the app
@@ -153,7 +153,7 @@ print(f"L1 unseen sample:   {l1(before_held, held_out):.4f} -> {l1(after_held, h
 # torchrun --nproc_per_node=8 -m avat3r.train --resume auto --out runs/paper
 #
 # # an ablation of Tables 2-3, e.g. without the position skip
-# torchrun --nproc_per_node=8 -m avat3r.train --run no_pos_skip --preset paper --out runs/no_pos_skip
+# torchrun --nproc_per_node=8 -m avat3r.train --named-run no_pos_skip --preset paper --out runs/no_pos_skip
 # ```
 #
 # Multi-node: add `--nnodes`, `--node_rank` and `--rdzv_endpoint` as usual for torchrun. Training on Ava-256 instead of

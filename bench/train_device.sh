@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The shipped-weights training session on a lent multi-GPU machine (docs/TRAINING.md, "Shipped weights").
+#   PHASE=ablate: the ablation runs (from scratch, ABL_PER_GPU per GPU on ABL_GPUS) are trained and evaluated
+#                 while the main run trains with DDP on MAIN_GPUS;
+#   PHASE=main:   the main run on all GPUs.
+# The main run resumes from $MAIN (a machine kept warm between calls) or else starts from INIT (exported
+# weights). Its newest checkpoint (compact, shards <= 15 MiB) and a tgz of logs/results are left in $OUT.
+set -uo pipefail
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"; export OUT
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export TORCH_EXTENSIONS_DIR=/tmp/torch_ext MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0
+PHASE=${PHASE:-main}; MAIN=${MAIN:-/tmp/avat3r_main}; ABL=${ABL:-/tmp/avat3r_abl}; INIT=${INIT:-weights}
+MAIN_MIN=${MAIN_MIN:-7.0}; ABL_MIN=${ABL_MIN:-5.5}; LR=${LR:-3e-4}
+NGPU=$(nvidia-smi -L | wc -l)
+LOGS=$OUT/logs; mkdir -p "$LOGS"
+{ nvidia-smi --query-gpu=name,memory.total --format=csv; nproc; df -h /dev/shm; } > "$LOGS/machine.txt" 2>&1
+t0=$SECONDS
+# gsplat's CUDA extension compiles once per machine (~70 s); do it before several processes want it
+python3 -c "import torch; from gsplat import rasterization; m=torch.zeros(1,3,device='cuda'); m[:,2]=2; \
+q=torch.tensor([[1.,0,0,0]],device='cuda'); o=torch.ones(1,device='cuda'); \
+print(rasterization(m,q,o[:,None].expand(1,3)*.1,o,o[:,None].expand(1,3),torch.eye(4,device='cuda')[None], \
+torch.tensor([[[10.,0,8],[0,10,8],[0,0,1]]],device='cuda'),16,16)[0].shape)" \
+  > "$LOGS/compile.log" 2>&1 || { echo "gsplat setup failed"; tail -20 "$LOGS/compile.log"; exit 1; }
+echo "setup $((SECONDS - t0)) s"
+
+main_run() {  # $1: comma-separated GPU ids
+  local gpus=$1 n; n=$(echo "$1" | tr ',' '\n' | wc -l)
+  local start=(--init-from "$INIT")
+  [ -f "$MAIN/checkpoints/latest.json" ] && start=(--resume auto)
+  CUDA_VISIBLE_DEVICES=$gpus timeout $(python3 -c "print(int($MAIN_MIN*60+90))") \
+    torchrun --standalone --nproc_per_node="$n" -m avat3r.train --named-run full --preset small --out "$MAIN" \
+    --max-minutes "$MAIN_MIN" --batch-size 4 --lr "$LR" --set warmup_steps=200 --checkpoint-format compact \
+    --ckpt-every 1000 --log-every 100 --image-every 1000 --quiet "${start[@]}" >> "$LOGS/main.log" 2>&1
+  echo "main rc=$? $((SECONDS - t0)) s"
+}
+
+if [ "$PHASE" = ablate ]; then
+  MAIN_GPUS=${MAIN_GPUS:-0,1}; ABL_GPUS=(${ABL_GPUS:-2 3})
+  RUNS=(${RUNS:-full no_pos_skip no_col_skip no_prior consistent_inputs interleaved})
+  main_run "$MAIN_GPUS" &
+  pids=(); k=0
+  for r in "${RUNS[@]}"; do
+    g=${ABL_GPUS[$((k % ${#ABL_GPUS[@]}))]}; k=$((k + 1))
+    CUDA_VISIBLE_DEVICES=$g timeout $(python3 -c "print(int($ABL_MIN*60+90))") python3 -m avat3r.train --run "$r" \
+      --preset small --out "$ABL/$r" --max-minutes "$ABL_MIN" --batch-size 4 --lr 3e-4 --num-workers "${ABL_WORKERS:-4}" \
+      --set warmup_steps=200 --checkpoint-format weights --ckpt-every 0 --log-every 100 --image-every 0 --quiet \
+      > "$LOGS/abl_$r.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  echo "ablations trained $((SECONDS - t0)) s"
+  CUDA_VISIBLE_DEVICES=${ABL_GPUS[0]} timeout 150 python3 -m avat3r.eval --runs $(for r in "${RUNS[@]}"; do echo "$ABL/$r"; done) \
+    --no-faces --num-samples 12 --video-frames 12 --video-identities 2 --device cuda --out "$LOGS" --quiet \
+    > "$LOGS/abl_eval.log" 2>&1
+  echo "ablation eval rc=$? $((SECONDS - t0)) s"; cat "$LOGS/ablations.md" 2>/dev/null
+  for r in "${RUNS[@]}"; do cp "$ABL/$r/summary.json" "$LOGS/abl_${r}_summary.json" 2>/dev/null; done
+  wait
+else
+  main_run "$(seq -s, 0 $((NGPU - 1)))"
+fi
+grep -E "resumed|run full|budget|checkpoint" "$LOGS/main.log" | tail -5
+cp "$MAIN/summary.json" "$LOGS/main_summary.json" 2>/dev/null; cat "$LOGS/main_summary.json" 2>/dev/null
+last=$(ls -d "$MAIN"/checkpoints/step_* 2>/dev/null | tail -1)
+# the device returns at most 8 files: the shards and trainer.json (resuming without the RNG files is fine)
+if [ -n "$last" ]; then mkdir -p "$OUT/ckpt" && cp "$last"/tensors-*.safetensors "$last"/trainer.json "$OUT/ckpt/"; fi
+(cd "$OUT" && tar czf results.tgz logs $(ls -d "$MAIN"/tb 2>/dev/null) 2>/dev/null && rm -rf logs; ls -la "$OUT" "$OUT/ckpt")
