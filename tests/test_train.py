@@ -134,7 +134,7 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
 
     # the CLI builds SynthHeads itself; serve it the pre-generated samples instead (same sample layout)
     pool = SamplePool.load(pool_path, length=64)
-    monkeypatch.setattr(trainer_mod, "build_dataset", lambda cfg, split="train", input_size=None, length=0, device=None: pool)
+    monkeypatch.setattr(trainer_mod, "build_dataset", lambda cfg, split="train", input_size=None, length=0, device=None, deferred=False: pool)
     import avat3r.eval.evaluation as ev_mod
 
     monkeypatch.setattr(ev_mod, "_dataset_for", lambda tc, model, cfg, ov: (pool, TrainConfig.from_dict(tc)))
