@@ -1,8 +1,9 @@
 """A CPU pilot of the ablations (paper Tables 2-3): the `tiny` preset at 64², trained on fixed pools of SynthHeads
 samples, every run for the same number of steps, then evaluated by ``avat3r eval --runs`` on the hold-out set.
 
-This is a small-budget stand-in that any 2-core machine reproduces in about half an hour; the `small`-preset
-ablations on GPUs are ``PHASE=ablate bash bench/train_device.sh``. Two pools are made once (inconsistent inputs,
+This is a small-budget stand-in that any CPU machine reproduces: one training step takes ~0.6 s on one core (the
+PyTorch rasteriser's backward dominates), so 3000 steps are ~30 min per run and two pools of 800 samples ~9 min
+(2 cores: runs go two at a time). The `small`-preset ablations on GPUs are ``PHASE=ablate bash bench/train_device.sh``. Two pools are made once (inconsistent inputs,
 and consistent inputs for the "w/o rand. timesteps" run), in parallel, then the runs train two at a time.
 
     python bench/ablate_cpu.py --out runs/ablate_cpu --steps 1500 --pool 600
