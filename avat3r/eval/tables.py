@@ -92,7 +92,8 @@ def ablation_tables(runs: dict[str, dict]) -> str:
     out = []
     for spec in (TABLE2, TABLE3, TABLE_ORDER):
         rows = [(r, runs[r]) for r in spec["rows"] if r in runs]
-        if len(rows) >= 1 and any(r != "full" for r, _ in rows):
+        full = runs.get("full")
+        if any(r != "full" and s is not full for r, s in rows):  # a run of its own, not just the full recipe's alias
             out.append(format_table(spec["title"], rows, spec["flags"]))
     extra = [(r, s) for r, s in runs.items() if not any(r in t["rows"] for t in (TABLE2, TABLE3, TABLE_ORDER))]
     if extra:
