@@ -176,3 +176,18 @@ def test_accumulator_summary(astronaut):
     s = acc.summary()
     assert s["psnr"] == 100.0 and s["ssim"] == pytest.approx(1.0) and s["akd"] < 0.5
     assert s["terr"] == 0.0 and s["counts"] == {"face_pairs": 1, "images": 1, "videos": 1}
+
+
+def test_ablation_tables_layout():
+    """Tables 2-3 list the runs that were evaluated; the layer-order table needs a run of its own, not only the
+    full recipe standing in for its own order."""
+    from avat3r.eval.tables import ablation_tables
+
+    full = {"psnr": 27.75, "ssim": 0.824}
+    runs = {"full": full, "no_prior": {"psnr": 25.46, "ssim": 0.728}, "no_pos_skip": {"psnr": 26.27, "ssim": 0.761},
+            "cached": full}
+    md = ablation_tables(runs)
+    assert "Table 2" in md and "Table 3" in md and "Layer order" not in md
+    assert "25.46" in md and "26.27" in md and md.count("27.75") == 2  # full appears once in each table
+    md = ablation_tables({**runs, "interleaved": {"psnr": 27.1, "ssim": 0.8}})
+    assert "Layer order" in md and "27.10" in md
