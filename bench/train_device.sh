@@ -1,32 +1,19 @@
 #!/usr/bin/env bash
 # The shipped-weights training session on a lent multi-GPU machine (docs/TRAINING.md, "Shipped weights").
-#   PHASE=ablate: the ablation runs (from scratch, ABL_PER_GPU per GPU on ABL_GPUS) are trained and evaluated
+#   PHASE=ablate: the ablation runs (from scratch, round-robin over ABL_GPUS, ABL_WORKERS loaders each) are trained and evaluated
 #                 while the main run trains with DDP on MAIN_GPUS;
 #   PHASE=main:   the main run on all GPUs.
 # The main run resumes from $MAIN (a machine kept warm between calls) or else starts from INIT (exported
 # weights). Its newest checkpoint (compact, shards <= 15 MiB) and a tgz of logs/results are left in $OUT.
 set -uo pipefail
-OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"; export OUT
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-export TORCH_EXTENSIONS_DIR=/tmp/torch_ext MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0
+source bench/device_env.sh
 PHASE=${PHASE:-main}; MAIN=${MAIN:-/tmp/avat3r_main}; ABL=${ABL:-/tmp/avat3r_abl}; INIT=${INIT:-weights}
 MAIN_MIN=${MAIN_MIN:-7.0}; ABL_MIN=${ABL_MIN:-5.5}; LR=${LR:-3e-4}
 NGPU=$(nvidia-smi -L | wc -l)
 LOGS=$OUT/logs; mkdir -p "$LOGS"
 { nvidia-smi --query-gpu=name,memory.total --format=csv; nproc; df -h /dev/shm; } > "$LOGS/machine.txt" 2>&1
 t0=$SECONDS
-# gsplat's CUDA extension compiles once per machine (~70 s); do it before several processes want it
-python3 -c "import torch; from gsplat import rasterization; m=torch.zeros(1,3,device='cuda'); m[:,2]=2; \
-q=torch.tensor([[1.,0,0,0]],device='cuda'); o=torch.ones(1,device='cuda'); \
-print(rasterization(m,q,o[:,None].expand(1,3)*.1,o,o[:,None].expand(1,3),torch.eye(4,device='cuda')[None], \
-torch.tensor([[[10.,0,8],[0,10,8],[0,0,1]]],device='cuda'),16,16)[0].shape)" \
-  > "$LOGS/compile.log" 2>&1 || { echo "gsplat setup failed"; tail -20 "$LOGS/compile.log"; exit 1; }
+python3 -c "$GSPLAT_COMPILE_PY" > "$LOGS/compile.log" 2>&1 || { echo "gsplat setup failed"; tail -20 "$LOGS/compile.log"; exit 1; }
 echo "setup $((SECONDS - t0)) s"
 
 main_run() {  # $1: comma-separated GPU ids
