@@ -60,7 +60,10 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def cleanup() -> None:
+    """Leave the process group. All ranks meet first: a rank tearing gloo down while its peer still talks to it
+    can abort the peer ("terminate called without an active exception", seen once in CI on CPU)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
