@@ -1,0 +1,35 @@
+"""Every bound on user-supplied work, in one place (issue 13: bounded work at every door).
+
+Each constant is checked where input enters (loaders, the capture reader, the CLI, the app) and each check's
+message names the limit, so a user sees what to change. Change a bound here and nowhere else.
+"""
+
+from __future__ import annotations
+
+# -- images and videos ------------------------------------------------------------------------------------
+MAX_IMAGE_PIXELS = 40_000_000       # per photo or mask, read from the header before decoding (40 MP)
+MAX_VIDEO_PIXELS = 8_300_000        # per video frame (4K UHD)
+MAX_VIDEO_FRAMES = 18_000           # frames a video may have (10 min at 30 fps); we decode only a few of them
+MAX_VIDEO_DRIVE_FRAMES = 1_800      # frames processed when a video drives an avatar (60 s at 30 fps)
+MAX_FILE_MB = 20                    # one uploaded file
+MAX_VIEWS = 8                       # views given to the network (the paper uses 4)
+MAX_INPUT_FILES = 64                # photos or frames considered per request (at most MAX_VIEWS are used)
+
+# -- capture-folder zips ----------------------------------------------------------------------------------
+MAX_ZIP_FILES = 200                 # members of one zip
+MAX_ZIP_BYTES = 100 * 2**20         # uncompressed bytes of one zip (its members' declared sizes, and the bytes read)
+MAX_ZIP_RATIO = 200                 # uncompressed / compressed per member: above is a decompression bomb
+MAX_JSON_BYTES = 2 * 2**20          # cameras.json, expressions.json, synth.json
+MAX_NAME_CHARS = 100                # a view name (file stem)
+
+# -- outputs ----------------------------------------------------------------------------------------------
+MIN_RENDER_SIZE = 16                # pixels per side of a render, a turntable or a video
+MAX_RENDER_SIZE = 2048
+MAX_SEQUENCE_FRAMES = 2_000         # frames of one expression sequence / animation / turntable
+MIN_FPS, MAX_FPS = 1.0, 120.0       # frame rate of a written video
+MAX_EXPRESSION_ABS = 10.0           # |code value|; the shipped expression space spans about [-1, 1]
+
+# -- the web app ------------------------------------------------------------------------------------------
+SESSION_DISK_MB = 300               # files one browser session may keep on the server
+TOTAL_DISK_MB = 4_000               # all sessions together; the oldest sessions are deleted first
+UPLOADS_PER_MINUTE = 12             # creations per client per minute
