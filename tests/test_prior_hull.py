@@ -88,3 +88,23 @@ def test_mask_count_mismatch_raises():
     cap, _, masks = _sphere_capture(2)
     with pytest.raises(InputError):
         visual_hull_maps(masks, cap.cameras[[0]], VisualHullConfig())
+
+
+def test_head_proxy_is_synthheads_average_head_and_priors_do_not_import_data():
+    """The proxy lives in avat3r.head_template (no dependency of priors on the data generator) and equals the skin
+    of SynthHeads' average identity; if SynthHeads' template head changes, update head_template._SKIN_ELLIPSOIDS."""
+    import subprocess
+
+    from avat3r.data.headgeom import _Shape, _sphere_dirs
+    from avat3r.data.identity import Identity
+    from avat3r.head_template import skin_radius
+
+    d = _sphere_dirs(32, 64, "cpu", t0=0.0, t1=np.pi, dense_eq=0.0, dense_front=0.0)
+    torch.testing.assert_close(skin_radius(d), _Shape(Identity(seed=0)).skin_radius(d), atol=1e-6, rtol=0)
+    code = ("import sys, torch; from avat3r.cameras import orbit_cameras; "
+            "from avat3r.priors.visual_hull import visual_hull_maps; "
+            "visual_hull_maps(torch.ones(1, 16, 16), orbit_cameras(1, size=16)); "
+            "print(sorted(m for m in sys.modules if m.startswith('avat3r.data')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]", out.stdout

@@ -11,8 +11,9 @@ maps I^pos (eq. 2) and a confidence map I^conf whose values above tau = 0.5 mark
    Outside its frame a view's silhouette continues as its border (a head cut by the frame is not carved away);
    voxels behind a camera are not carved by it.
 2. With few views (V <= ``proxy_views``) the hull is a cone that does not bound depth; it is intersected with a
-   head proxy: the average SynthHeads head (skin only, a procedural template), moved and scaled to match the
-   silhouettes. With more views a generously inflated proxy only trims what no view could carve (the back).
+   head proxy: the template head's skin (``avat3r.head_template.skin_radius``, SynthHeads' average head), moved
+   and scaled to match the silhouettes. With more views a generously inflated proxy only trims what no view could
+   carve (the back).
 3. Ray-march the carved occupancy from each input camera (coarse steps, then linear refinement at the first
    crossing) -> first-hit surface point per pixel. Foreground pixels whose ray misses the hull get the depth of
    nearby hits (hole filling), else of the proxy, with lower confidence.
@@ -32,14 +33,10 @@ import torch.nn.functional as F
 from ..cameras import Cameras, pixel_rays
 from ..capture import Capture
 from ..errors import InputError
-from ..head_template import HEAD_BOX_CENTER, HEAD_BOX_HALF
+from ..head_template import HEAD_BOX_CENTER, HEAD_BOX_HALF, PROXY_AXES, PROXY_CENTER, proxy_radius
 from .base import PriorOutput
 
 __all__ = ["VisualHullConfig", "VisualHullPrior", "OraclePrior", "visual_hull_maps", "depth_to_positions"]
-
-# the head proxy (template head incl. ordinary hair), metres
-_PROXY_CENTER = np.array([0.0, 0.0, -0.005])
-_PROXY_AXES = np.array([0.088, 0.125, 0.108])
 
 
 @dataclass
@@ -61,8 +58,8 @@ def _proxy_fit(masks: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor, torch.
     """Move/scale the proxy ellipsoid so its projections match the silhouettes' centroids and extents.
     masks [V, H, W] -> (centre [3], axes [3])."""
     dev = masks.device
-    c0 = torch.as_tensor(_PROXY_CENTER, dtype=torch.float32, device=dev)
-    a0 = torch.as_tensor(_PROXY_AXES, dtype=torch.float32, device=dev)
+    c0 = torch.as_tensor(PROXY_CENTER, dtype=torch.float32, device=dev)
+    a0 = torch.as_tensor(PROXY_AXES, dtype=torch.float32, device=dev)
     V, H, W = masks.shape
     fg = masks > 0.5
     if not fg.any():
@@ -89,27 +86,6 @@ def _proxy_fit(masks: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor, torch.
         shifts.append(R.T @ torch.stack([du, dv, torch.zeros_like(du)]))
     shift = torch.stack(shifts).mean(0).clamp(-0.05, 0.05) if shifts else torch.zeros(3, device=dev)
     return c0 + shift, a0 * s
-
-
-_TEMPLATE_GRID: dict = {}
-
-
-def _template_radius(dirs: torch.Tensor) -> torch.Tensor:
-    """Radius [..] of the average SynthHeads head (skin, no hair) along unit directions dirs [.., 3], from a
-    cached (theta, phi) table: the weight-free head proxy (a procedural template, no learned weights)."""
-    key = str(dirs.device)
-    if key not in _TEMPLATE_GRID:
-        from ..data.headgeom import _Shape, _sphere_dirs
-        from ..data.identity import Identity
-
-        d = _sphere_dirs(64, 128, "cpu", t0=0.0, t1=torch.pi, dense_eq=0.0, dense_front=0.0)
-        r = _Shape(Identity(seed=0)).skin_radius(d)
-        _TEMPLATE_GRID[key] = r[None, None].to(dirs.device)
-    grid = _TEMPLATE_GRID[key]
-    th = torch.acos(dirs[..., 1].clamp(-1, 1))
-    ph = torch.atan2(dirs[..., 0], dirs[..., 2])
-    g = torch.stack([ph / torch.pi, th / torch.pi * 2 - 1], -1).reshape(1, -1, 1, 2)
-    return F.grid_sample(grid, g, mode="bilinear", align_corners=True, padding_mode="border").reshape(dirs.shape[:-1])
 
 
 def _soft_silhouettes(masks: torch.Tensor, tol_px: float, soft_px: float) -> torch.Tensor:
@@ -147,7 +123,7 @@ def _carve(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig, proxy) -> 
         c, scale, infl = proxy
         rel = (pts - c) / scale
         dist = rel.norm(dim=-1)
-        q = dist / (infl * _template_radius(rel / dist.clamp(min=1e-6)[:, None]))
+        q = dist / (infl * proxy_radius(rel / dist.clamp(min=1e-6)[:, None]))
         occ = occ * torch.sigmoid((1.0 - q) * 40)
     occ = occ.reshape(1, 1, n[2], n[1], n[0])
     return occ, cen - half, 2 * half
@@ -257,7 +233,7 @@ def visual_hull_maps(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig |
     c, a = proxy
     # few views: the proxy bounds depth; more views: a generous proxy only trims what no view could carve
     infl = 1.0 if V == 1 else (cfg.proxy_inflate if V <= cfg.proxy_views else cfg.proxy_inflate_many)
-    carve_proxy = (c, a / torch.as_tensor(_PROXY_AXES, dtype=torch.float32, device=a.device), infl) if infl > 0 else None
+    carve_proxy = (c, a / torch.as_tensor(PROXY_AXES, dtype=torch.float32, device=a.device), infl) if infl > 0 else None
     occ, bmin, bsize = _carve(m_lo, c_lo, cfg, carve_proxy)
     t, hit, o, d = _march(occ, bmin, bsize, c_lo, h, w, cfg.steps, fg)
     ok = hit & fg
