@@ -254,13 +254,17 @@ def create(files, example=None, progress=gr.Progress()):
     progress(0.0, desc="loading the model")
     pipe = get_pipeline()
     work = _session_dir()
-    if not files and example:
-        files = example_files(example)
-    inputs = resolve_inputs(files, work)
     try:
-        avatar = pipe.reconstruct(inputs, progress=_progress_cb(progress, 0.05, 0.85))
-    except Avat3rError as e:
-        raise _user_error(e) from None
+        if not files and example:
+            files = example_files(example)
+        inputs = resolve_inputs(files, work)
+        try:
+            avatar = pipe.reconstruct(inputs, progress=_progress_cb(progress, 0.05, 0.85))
+        except Avat3rError as e:
+            raise _user_error(e) from None
+    except BaseException:  # a refused upload leaves nothing on the server
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     progress(0.9, desc="writing the 3D viewer file")
     neutral = avatar.expression_code(None)
     viewer = _viewer_ply(avatar, neutral, work, "neutral")

@@ -344,44 +344,64 @@ def write_cameras_json(path, names: Sequence[str], cameras: Cameras) -> None:
     _atomic_write_text(Path(path), json.dumps(cameras.to_dict(names), indent=1))
 
 
-def read_cameras_json(path, views: Iterable[str] | None = None) -> tuple[list[str], Cameras]:
-    """Read a capture folder's cameras.json -> (view names, Cameras). ``views`` selects and orders views."""
+def read_cameras_json(path, views: Iterable[str] | None = None, *, where: str | None = None) -> tuple[list[str], Cameras]:
+    """Read a capture folder's cameras.json -> (view names, Cameras). ``views`` selects and orders views.
+
+    View names are checked to be plain names (``io.paths.check_view_name``): they become file names. ``where`` is
+    how messages name the file (default: the path as given); the app passes the name relative to the upload so
+    that no server path is shown."""
+    from .io.paths import check_view_name
+    from .limits import MAX_INPUT_FILES, MAX_JSON_BYTES, MAX_VIEWS
+
     path = Path(path)
+    shown = where or str(path)
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise FormatError(f"{shown}: {path.stat().st_size / 2**20:.1f} MB is larger than the {MAX_JSON_BYTES // 2**20} MB "
+                              "limit for a cameras.json; it should hold one small entry per view")
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FormatError(f"{path}: file not found; a capture folder needs cameras.json beside images/") from None
+        raise FormatError(f"{shown}: file not found; a capture folder needs cameras.json beside images/") from None
+    except OSError as e:
+        raise FormatError(f"{shown}: cannot be read ({e.strerror or e}); give a readable cameras.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON ({e}); expected {{\"<view>\": {{\"K\", \"world_to_cam\", \"width\", \"height\"}}}}") from None
+        raise FormatError(f"{shown}: not valid JSON ({e}); expected {{\"<view>\": {{\"K\", \"world_to_cam\", \"width\", \"height\"}}}}") from None
     if not isinstance(data, dict) or not data:
-        raise FormatError(f"{path}: expected a non-empty object mapping view names to cameras")
+        raise FormatError(f"{shown}: expected a non-empty object mapping view names to cameras")
+    if len(data) > MAX_INPUT_FILES:
+        raise FormatError(f"{shown}: {len(data)} cameras; at most {MAX_INPUT_FILES} views are read (the network uses "
+                          f"up to {MAX_VIEWS}); keep the views you want to use")
+    for name in data:
+        check_view_name(name, shown)
     names = list(data) if views is None else [str(v) for v in views]
     Ks, w2cs, ws, hs = [], [], [], []
     for name in names:
         if name not in data:
-            raise FormatError(f"{path}: no camera for view {name!r}; known views: {sorted(data)[:10]}")
+            raise FormatError(f"{shown}: no camera for view {name!r}; known views: {sorted(data)[:10]}")
         entry = data[name]
         if not isinstance(entry, dict):
-            raise FormatError(f"{path}: camera {name!r} must be an object with K, world_to_cam, width, height")
+            raise FormatError(f"{shown}: camera {name!r} must be an object with K, world_to_cam, width, height")
         for key, shape in (("K", (3, 3)), ("world_to_cam", (4, 4))):
             if key not in entry:
-                raise FormatError(f"{path}: camera {name!r} is missing {key!r} (a {shape[0]}x{shape[1]} matrix)")
+                raise FormatError(f"{shown}: camera {name!r} is missing {key!r} (a {shape[0]}x{shape[1]} matrix)")
             try:
                 arr = np.asarray(entry[key], dtype=np.float64)
             except (TypeError, ValueError):
-                raise FormatError(f"{path}: camera {name!r} field {key!r} is not a numeric matrix") from None
+                raise FormatError(f"{shown}: camera {name!r} field {key!r} is not a numeric matrix") from None
             if arr.shape != shape:
-                raise FormatError(f"{path}: camera {name!r} field {key!r} has shape {arr.shape}, expected {shape}")
+                raise FormatError(f"{shown}: camera {name!r} field {key!r} has shape {arr.shape}, expected {shape}")
             if not np.isfinite(arr).all():
-                raise FormatError(f"{path}: camera {name!r} field {key!r} contains NaN or inf")
+                raise FormatError(f"{shown}: camera {name!r} field {key!r} contains NaN or inf")
             (Ks if key == "K" else w2cs).append(arr)
         for key, out in (("width", ws), ("height", hs)):
             val = entry.get(key)
-            if not isinstance(val, (int, float)) or isinstance(val, bool) or int(val) != val or val <= 0:
-                raise FormatError(f"{path}: camera {name!r} field {key!r} must be a positive integer, got {val!r}")
+            if (not isinstance(val, (int, float)) or isinstance(val, bool) or not math.isfinite(val) or int(val) != val
+                    or not 0 < val <= 100_000):
+                raise FormatError(f"{shown}: camera {name!r} field {key!r} must be a positive integer (pixels of its "
+                                  f"image), got {val!r}")
             out.append(int(val))
     try:
         cams = Cameras(np.stack(Ks), np.stack(w2cs), ws, hs)
     except InputError as e:
-        raise FormatError(f"{path}: {e}") from None
+        raise FormatError(f"{shown}: {e}") from None
     return names, cams

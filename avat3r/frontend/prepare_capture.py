@@ -20,7 +20,7 @@ from ..cameras import Cameras, read_cameras_json
 from ..capture import Capture
 from ..errors import InputError
 from .crop import crop_square, head_crop_box, head_outside_fraction
-from .load import IMAGE_SUFFIXES, Photo, is_video, load_photo, read_video_candidates
+from .load import Photo, is_video, load_photo, read_video_candidates
 from .mask import MaskConfig, head_mask
 from .pose import DEFAULT_FOCAL_35MM, azimuth_elevation, intrinsics_from_focal35, solve_pose
 
@@ -106,15 +106,18 @@ def _is_capture_folder(src) -> bool:
 
 def _read_capture_folder(path: Path) -> tuple[list[Any], list[str], Cameras, list[np.ndarray | None]]:
     """images/<view>.*, cameras.json, masks/<view>.png -> (image paths, names, cameras, masks or None each)."""
-    names, cams = read_cameras_json(path / "cameras.json")
+    from ..io.paths import check_view_name, find_view_file
+
+    names, cams = read_cameras_json(path / "cameras.json", where="cameras.json")
     imgs, masks = [], []
-    for n in names:
-        cands = [p for p in sorted((path / "images").glob(f"{n}.*")) if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not cands:
-            raise InputError(f"{path}: cameras.json names view {n!r} but images/{n}.png (or .jpg) is missing")
-        imgs.append(cands[0])
-        m = [p for p in sorted((path / "masks").glob(f"{n}.*")) if p.suffix.lower() in IMAGE_SUFFIXES]
-        masks.append(m[0] if m else None)
+    for n in names:  # names, never paths or patterns: nothing outside the folder can be read (issue 13)
+        check_view_name(n, "cameras.json")
+        img = find_view_file(path / "images", n, where="images")
+        if img is None:
+            raise InputError(f"cameras.json names view {n!r} but images/{n}.png (or .jpg) is missing: add the image "
+                             "or remove the view from cameras.json")
+        imgs.append(img)
+        masks.append(find_view_file(path / "masks", n, where="masks"))
     return imgs, names, cams, masks
 
 
