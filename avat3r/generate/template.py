@@ -6,7 +6,7 @@ GGHead places one Gaussian at each point of a uniform n x n grid in UV space tha
 the same UV coordinate.
 
 Two templates:
-  * ``synthheads_template``: ours. The skin of SynthHeads' average head (``avat3r.data.headgeom``), a star-shaped
+  * ``synthheads_template``: ours. The skin of SynthHeads' average head (``avat3r.head_template``), a star-shaped
     surface around the origin, parameterised by azimuth (u, denser at the face) and polar angle (v, crown to neck).
     Built in code, no files, no licence.
   * ``obj_template``: GGHead's FLAME-based mesh with UVs (``flame_uv_no_back_close_mouth_no_subdivision.obj``),
@@ -79,8 +79,7 @@ def synthheads_template(resolution: int, world_scale: float = 1.0, theta_max: fl
     v (rows, -1..1) -> polar angle from the crown (0.05 rad) to theta_max (the upper neck, y ~ -0.2 m).
     The back seam (phi = +-pi) is a chart boundary, like GGHead's 'no back' FLAME layout.
     """
-    from ..data.headgeom import _blur_grid, _Shape  # the skin function SynthHeads builds its heads from
-    from ..data.identity import Identity
+    from ..head_template import skin_radius  # the average SynthHeads skin (shared with the visual hull's proxy)
 
     R = int(resolution)
     t = (torch.arange(R, dtype=torch.float32) + 0.5) / R * 2 - 1  # texel centres in [-1, 1]
@@ -89,7 +88,7 @@ def synthheads_template(resolution: int, world_scale: float = 1.0, theta_max: fl
     theta = 0.05 + (theta_max - 0.05) * (t + 1) / 2
     th, ph = torch.meshgrid(theta, phi, indexing="ij")
     d = torch.stack([th.sin() * ph.sin(), th.cos(), th.sin() * ph.cos()], -1)  # [R, R, 3] unit directions
-    r = _blur_grid(_Shape(Identity(seed=0)).skin_radius(d, with_lids=False), passes=1)
+    r = skin_radius(d)
     pos = (d * r[..., None]).permute(2, 0, 1) / world_scale
     return UVTemplate(pos.contiguous(), torch.ones(1, R, R), f"synthheads-average-skin-{R}")
 
