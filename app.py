@@ -32,7 +32,7 @@ except ImportError:  # not on Spaces
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = Path(os.environ.get("AVAT3R_EXAMPLES", ROOT / "demo" / "examples"))
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+from avat3r.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # noqa: E402  (the one list; light: no torch)
 
 MAX_IMAGES = 8  # the network takes 1..8 views
 MAX_FILE_MB = 20  # per uploaded file (enforced by Gradio before our code runs)
@@ -156,6 +156,11 @@ def resolve_inputs(files, work: Path):
     paths = [Path(f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", f)) for f in (files or [])]
     if not paths:
         raise UserError("Upload 1 to 8 photos of one head (or a capture-folder .zip), or pick an example.")
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+    if videos:  # the video source picks frames with different head poses
+        if len(paths) > 1:
+            raise UserError("Upload either one video or photos, not both.")
+        return videos[0]
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     if zips:
         if len(paths) > 1:
@@ -170,7 +175,7 @@ def resolve_inputs(files, work: Path):
     photos = [p for p in paths if p.name != "cameras.json"]
     bad = [p.name for p in photos if p.suffix.lower() not in IMAGE_SUFFIXES]
     if bad:
-        raise UserError(f"Cannot use {', '.join(bad[:3])}: upload PNG/JPEG photos, or one capture-folder .zip.")
+        raise UserError(f"Cannot use {', '.join(bad[:3])}: upload PNG/JPEG photos, one video, or one capture-folder .zip.")
     if len(photos) > MAX_IMAGES:
         raise UserError(f"{len(photos)} photos were uploaded; use at most {MAX_IMAGES} (4 from different sides work best).")
     for p in photos:
@@ -380,7 +385,8 @@ def build_demo() -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab("1 · Create", id="create"):
                         files = gr.File(label=f"Photos (1-{MAX_IMAGES}) or a capture-folder .zip", file_count="multiple",
-                                        file_types=["image", ".zip", ".json"], elem_id="upload")
+                                        file_types=list(IMAGE_SUFFIXES + VIDEO_SUFFIXES) + [".zip", ".json"],
+                                        elem_id="upload")
                         example = gr.Dropdown(choices=list(examples), value=None, label="…or pick an example",
                                               elem_id="example")
                         create_btn = gr.Button("Create avatar", variant="primary", elem_id="create-btn")

@@ -47,8 +47,30 @@ def _say(args, msg: str) -> None:
 
 
 # ---- shared argument helpers --------------------------------------------------------------------------
+def _sources_help() -> str:
+    """The input sources (``avat3r.sources``), one line each, for --help."""
+    from .sources import list_sources
+
+    lines = []
+    for s in list_sources():
+        how = {"seed": "--seed S", "text": '--prompt "..."', "photo": "PHOTO"}.get(s.takes, "FILES")
+        why = s.available()
+        lines.append(f"  {s.name:<9} {how:<12} {s.help}" + (f" [not available here: {why}]" if why else ""))
+    return "input sources (--source NAME; picked from the inputs when omitted):\n" + "\n".join(lines)
+
+
+def _add_input_args(p: argparse.ArgumentParser, what: str = "1-8 photos, a video, a capture folder or its .zip") -> None:
+    from .sources import list_sources
+
+    p.add_argument("inputs", nargs="*", help=f"{what} (see the input sources below)")
+    p.add_argument("--source", default=None, choices=[s.name for s in list_sources()],
+                   help="input source (default: picked from the inputs)")
+    p.add_argument("--seed", type=int, default=None, help="seed, for sources that take one (e.g. --source synth)")
+    p.add_argument("--prompt", default=None, help="text, for sources that take a prompt")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", help="1-8 photos (png/jpg), a folder of photos, or a capture folder (images/ + cameras.json)")
+    _add_input_args(p)
     p.add_argument("--weights", default=None, help="checkpoint directory or Hub repo id (default: $AVAT3R_WEIGHTS or the shipped weights/)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--cameras", default=None, help="cameras.json for the photos (views in the order of the photos); estimated when omitted")
@@ -61,7 +83,25 @@ def _add_view_args(p: argparse.ArgumentParser, size: int = 256) -> None:
 
 
 def _inputs(args):
-    """Positional inputs -> what Pipeline.reconstruct takes (a capture folder path or a list of images)."""
+    """Positional inputs (or --seed / --prompt for sources that take them) -> what Pipeline.reconstruct takes."""
+    from .errors import InputError
+
+    src = None
+    if getattr(args, "source", None):
+        from .sources import get_source
+
+        src = get_source(args.source)
+        if src.takes == "seed":
+            if args.seed is None or args.inputs:
+                raise InputError(f"--source {src.name} takes --seed S (an integer) and no input files")
+            return args.seed
+        if src.takes == "text":
+            if not args.prompt or args.inputs:
+                raise InputError(f'--source {src.name} takes --prompt "..." and no input files')
+            return args.prompt
+    if not args.inputs:
+        raise InputError("no inputs given: give 1-8 photos, a video, a capture folder or its .zip, or a source that takes "
+                         "no files (e.g. --source synth --seed 3); see avat3r reconstruct --help")
     items = [Path(x) for x in args.inputs]
     for p in items:
         if not p.exists():
@@ -89,7 +129,7 @@ def _cameras(args, n: int):
 def _load(args):
     from .pipeline import load_pipeline
 
-    if getattr(args, "inputs", None):
+    if getattr(args, "inputs", None) or getattr(args, "source", None):
         _inputs(args)  # a missing input file is reported before the model loads
 
     return load_pipeline(args.weights, device=args.device)
@@ -97,9 +137,9 @@ def _load(args):
 
 def _reconstruct(args, pipe):
     inputs = _inputs(args)
-    cams = None if isinstance(inputs, Path) else _cameras(args, len(inputs))
+    cams = _cameras(args, len(inputs)) if isinstance(inputs, list) else None
     with _Bar("reconstruct", args.quiet) as bar:
-        avatar = pipe.reconstruct(inputs, cameras=cams, progress=bar)
+        avatar = pipe.reconstruct(inputs, cameras=cams, source=getattr(args, "source", None), progress=bar)
     for line in avatar.report:
         _say(args, f"  {line}")
     return avatar
@@ -193,7 +233,7 @@ def cmd_render(args) -> int:
     from .io.images import save_image
 
     out = Path(args.out)
-    if len(args.inputs) == 1 and args.inputs[0].lower().endswith(".ply"):
+    if len(args.inputs) == 1 and args.inputs[0].lower().endswith(".ply") and not args.source:
         # render a .ply directly: no network, no weights
         from .io.ply import load_ply
         from .pipeline import orbit_camera
@@ -253,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  avat3r synth --out captures --subjects 1 --views 4 --size 256\n"
                "  avat3r reconstruct captures/<subject> -o out/      # head.ply + turntable.mp4\n"
                "  avat3r reconstruct me1.jpg me2.jpg me3.jpg -o out/\n"
+               "  avat3r reconstruct clip.mp4 -o out/               # frames with different head poses\n"
+               "  avat3r reconstruct --source synth --seed 3 -o out/  # a procedural SynthHeads head\n"
                "  avat3r animate me*.jpg --expressions neutral,smile,surprise -o smile.mp4\n"
                "  avat3r render out/head.ply --azimuth 30 -o view.png\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -266,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    r = sub.add_parser("reconstruct", help="photos or a capture folder -> head.ply + turntable video")
+    r = sub.add_parser("reconstruct", help="photos, a video, a capture or any input source -> head.ply + turntable video",
+                       epilog=_sources_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(r)
     r.add_argument("-o", "--out", default="avat3r_out", help="output folder (default ./avat3r_out)")
     r.add_argument("--expression", default=None, help="preset name, comma-separated code, or .json/.npy (default neutral)")
@@ -278,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(r)
     r.set_defaults(func=cmd_reconstruct)
 
-    a = sub.add_parser("animate", help="photos or a capture folder + an expression sequence -> video")
+    a = sub.add_parser("animate", help="photos or a capture folder + an expression sequence -> video",
+                       epilog=_sources_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(a)
     a.add_argument("-o", "--out", default="animation.mp4", help="output video (.mp4 or .gif)")
     a.add_argument("--expressions", default="neutral,smile,surprise",
@@ -290,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(a)
     a.set_defaults(func=cmd_animate)
 
-    v = sub.add_parser("render", help="render one view of an avatar (from photos/capture) or of a .ply")
-    v.add_argument("inputs", nargs="+", help="a .ply file, or 1-8 photos / a capture folder")
+    v = sub.add_parser("render", help="render one view of an avatar (from photos/capture) or of a .ply",
+                       epilog=_sources_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_input_args(v, "a .ply file, or 1-8 photos, a video, a capture folder or its .zip")
     v.add_argument("--weights", default=None)
     v.add_argument("--device", default=None)
     v.add_argument("--cameras", default=None)
@@ -301,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(v)
     v.set_defaults(func=cmd_render)
 
-    e = sub.add_parser("export", help="photos or a capture folder -> a standard 3DGS .ply")
+    e = sub.add_parser("export", help="photos or a capture folder -> a standard 3DGS .ply",
+                       epilog=_sources_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(e)
     e.add_argument("-o", "--out", default="head.ply")
     e.add_argument("--expression", default=None)

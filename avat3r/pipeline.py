@@ -20,23 +20,54 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from .cameras import Cameras, farthest_point_sampling, intrinsics_from_fov, look_at, plucker_rays, spherical_to_cartesian
+from .cameras import Cameras, intrinsics_from_fov, look_at, plucker_rays, spherical_to_cartesian
 from .capture import Capture
 from .errors import Avat3rError, CheckpointError, InputError
 from .gaussians import Gaussians
 from .head_template import DEFAULT_CAMERA_DISTANCE, DEFAULT_FOV_DEG, HEAD_BOX_CENTER
 
-__all__ = ["load_pipeline", "Pipeline", "Avatar", "default_weights_dir", "orbit_camera", "expression_sequence", "MAX_VIEWS"]
+from .limits import MAX_VIEWS  # the network runs any V >= 1; beyond 8 views attention cost grows (paper uses 4)
+
+__all__ = ["load_pipeline", "Pipeline", "PipelineConfig", "Avatar", "default_weights_dir", "orbit_camera",
+           "expression_sequence", "MAX_VIEWS", "FIT_POLICIES"]
 
 Progress = Callable[[float, str], None]
-MAX_VIEWS = 8  # the network runs any V >= 1; beyond 8 views attention cost grows and returns shrink (paper uses 4)
 WEIGHTS_ENV = "AVAT3R_WEIGHTS"
+#: How a posed capture is fitted to the model's square input: "center" cuts the long side's ends (nothing for a
+#: square capture), "pad" adds empty borders on the short side, "head" crops the head-centric window from the
+#: cameras (the front end's crop; for captures whose head is small in the frame). Only then is it resized.
+FIT_POLICIES = ("center", "pad", "head")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything ``load_pipeline`` and ``Pipeline.reconstruct`` need besides the inputs.
+
+    weights: checkpoint directory or Hub repo id (None: ``default_weights_dir()``); device: "cpu", "cuda", ...
+    (None: cuda when available); prior: the position prior to use, which must be the one the weights were
+    trained with (None: the checkpoint's); max_views: views given to the network (chosen spread out around the
+    head); fit: how a posed capture is fitted to the model's input size (``FIT_POLICIES``); frontend: the front
+    end's settings for photos and videos (``avat3r.frontend.FrontendConfig``; None: its defaults)."""
+
+    weights: str | None = None
+    device: str | None = None
+    prior: str | None = None
+    max_views: int = MAX_VIEWS
+    fit: str = "center"
+    frontend: Any = None
+
+    def __post_init__(self) -> None:
+        if self.fit not in FIT_POLICIES:
+            raise InputError(f"PipelineConfig.fit must be one of {FIT_POLICIES}, got {self.fit!r}")
+        if not 1 <= int(self.max_views) <= MAX_VIEWS:
+            raise InputError(f"PipelineConfig.max_views must be in 1..{MAX_VIEWS}, got {self.max_views!r}")
 
 
 def _tick(progress: Progress | None, frac: float, msg: str) -> None:
@@ -61,16 +92,21 @@ def default_weights_dir() -> Path:
 
 
 def load_pipeline(source: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
-                  prior: str | None = None) -> "Pipeline":
+                  prior: str | None = None, config: PipelineConfig | None = None) -> "Pipeline":
     """Load an Avat3r checkpoint (``config.json`` + ``model.safetensors``) into a Pipeline.
 
     source: None -> ``default_weights_dir()``; a local directory; or a Hugging Face Hub repo id ``owner/name``
     (with HF_HUB_OFFLINE=1 only the local Hub cache is used). device: "cpu", "cuda", ... (default: cuda when
     available). prior: must equal the prior the weights were trained with (``config.prior``) when given.
+    config: a PipelineConfig (the arguments above, when given, override its fields).
     Raises CheckpointError saying where to put the weights when none are found.
     """
     from .model import Avat3rModel
 
+    cfg = config or PipelineConfig()
+    cfg = replace(cfg, weights=str(source) if source is not None else cfg.weights,
+                  device=str(device) if device is not None else cfg.device, prior=prior if prior is not None else cfg.prior)
+    source, device, prior = cfg.weights, cfg.device, cfg.prior
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if source is None:
         path = default_weights_dir()
@@ -89,7 +125,7 @@ def load_pipeline(source: str | os.PathLike | None = None, *, device: str | torc
         raise
     except (OSError, RuntimeError, ValueError) as e:  # anything else from the hub/safetensors layer
         raise CheckpointError(f"cannot load Avat3r weights from {source!s}: {e}") from e
-    return Pipeline(model, source=str(source), prior=prior)
+    return Pipeline(model, source=str(source), prior=prior, config=cfg)
 
 
 # ---- cameras and expressions --------------------------------------------------------------------------
@@ -134,17 +170,7 @@ def expression_sequence(space, keys: Sequence[Any], frames_per_step: int = 12, *
     return np.concatenate(out, 0)
 
 
-# ---- capture handling ---------------------------------------------------------------------------------
-def _is_capture_folder(x) -> bool:
-    return isinstance(x, (str, os.PathLike)) and Path(x).is_dir() and (Path(x) / "cameras.json").is_file()
-
-
-def _is_video(x) -> bool:
-    from .frontend.load import is_video
-
-    return is_video(x)
-
-
+# ---- fitting a posed capture to the model ------------------------------------------------------------------
 def _resize_square(arr: np.ndarray, size: int) -> np.ndarray:
     import cv2
 
@@ -155,15 +181,23 @@ def _resize_square(arr: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(arr, (size, size), interpolation=interp)
 
 
-def fit_capture(capture: Capture, size: int) -> Capture:
-    """Centre-crop each view to a square and resize to size x size, keeping K consistent."""
+def fit_capture(capture: Capture, size: int, policy: str = "center") -> Capture:
+    """Make each view a size x size square, K kept consistent: "center" cuts the long side's ends, "pad" adds
+    empty (black, mask 0) borders on the short side; then resize. A square capture is only resized."""
+    if policy not in ("center", "pad"):
+        raise InputError(f"fit_capture: policy must be 'center' or 'pad', got {policy!r}")
     h, w = capture.size
     images, masks, cams = capture.images, capture.masks, capture.cameras
     if h != w:
-        s = min(h, w)
+        s = min(h, w) if policy == "center" else max(h, w)
         y0, x0 = (h - s) // 2, (w - s) // 2
-        images = images[:, y0:y0 + s, x0:x0 + s]
-        masks = None if masks is None else masks[:, y0:y0 + s, x0:x0 + s]
+        if policy == "center":
+            images = images[:, y0:y0 + s, x0:x0 + s]
+            masks = None if masks is None else masks[:, y0:y0 + s, x0:x0 + s]
+        else:  # y0 or x0 <= 0: the borders to add
+            pad = ((0, 0), (-y0, s - h + y0), (-x0, s - w + x0))
+            images = np.pad(images, pad + ((0, 0),))
+            masks = None if masks is None else np.pad(masks, pad)
         cams = cams.crop([x0, y0, s, s])
         h = w = s
     if h != size:
@@ -175,14 +209,34 @@ def fit_capture(capture: Capture, size: int) -> Capture:
 
 
 def select_views(capture: Capture, max_views: int = MAX_VIEWS) -> Capture:
-    """Keep at most ``max_views`` views, spread out: farthest-point sampling of the viewing directions,
-    starting from the most frontal camera (deterministic)."""
-    if len(capture) <= max_views:
-        return capture
-    dirs = torch.nn.functional.normalize(capture.cameras.centers, dim=-1)
-    start = int(torch.argmax(dirs[:, 2]))
-    idx = sorted(farthest_point_sampling(dirs, max_views, start))
-    return capture.subset(idx)
+    """Keep at most ``max_views`` views, spread out (``avat3r.capture.select_view_indices``; deterministic)."""
+    return capture.select(max_views)
+
+
+def head_crop_capture(capture: Capture, size: int, frontend=None) -> tuple[Capture, list[str], np.ndarray]:
+    """The front end's head-centric crop of a posed capture (fit policy "head") -> (capture, report, preview);
+    masks given are cropped with the images, missing ones computed; expressions follow their views."""
+    from .frontend import prepare
+
+    masks = None if capture.masks is None else list(capture.masks)
+    res = prepare(list(capture.images), size=size, cameras=capture.cameras, masks=masks, max_views=len(capture),
+                  config=frontend)
+    idx = [v.source_index for v in res.views]
+    cap = res.capture
+    cap = Capture(cap.images, cap.cameras, [capture.names[i] for i in idx], cap.masks,
+                  None if capture.expressions is None else capture.expressions[idx], {**capture.meta, **cap.meta})
+    return cap, [ln for ln in res.report if not ln.startswith("capture:")], res.preview
+
+
+def camera_masks(capture: Capture, config=None) -> Capture:
+    """A posed capture without masks -> the same views with masks from GrabCut seeded by the cameras (no crop)."""
+    from .frontend.mask import MaskConfig, head_mask
+
+    cfg = config or MaskConfig()
+    K, w2c = capture.cameras.K.double().numpy(), capture.cameras.world_to_cam.double().numpy()
+    masks = np.stack([head_mask(im, K[i], w2c[i], None, None, cfg) for i, im in enumerate(capture.images)])
+    return Capture(capture.images, capture.cameras, list(capture.names), masks.astype(np.float32), capture.expressions,
+                   dict(capture.meta))
 
 
 # ---- priors -------------------------------------------------------------------------------------------
@@ -231,9 +285,10 @@ def _make_features(name: str, device: torch.device):
 class Pipeline:
     """A loaded model plus the stages around it. Build with ``load_pipeline``."""
 
-    def __init__(self, model, *, source: str = "", prior: str | None = None):
+    def __init__(self, model, *, source: str = "", prior: str | None = None, config: PipelineConfig | None = None):
         self.model = model.eval()
         self.config = model.config
+        self.pipeline_config = config or PipelineConfig(weights=source or None, prior=prior)
         self.source = source
         self.device = next(model.parameters()).device
         if prior is not None and prior != self.config.prior:
@@ -273,57 +328,59 @@ class Pipeline:
             self._features = _make_features(self.config.features, self.device)
 
     # ---- inputs ---------------------------------------------------------------------------------------
-    def prepare(self, images, cameras: Cameras | None = None, *, masks=None, progress: Progress | None = None):
+    def prepare(self, images, cameras: Cameras | None = None, *, masks=None, source: str | None = None,
+                progress: Progress | None = None, **options):
         """Inputs -> (Capture at the model's size with masks, report lines, preview image or None).
 
-        images: a Capture; a capture-folder path; a video path; or photos (paths, PIL, HxWx3 arrays; at most
-        ``MAX_VIEWS`` are used, chosen for diverse head poses) with optional cameras (Cameras of V, OpenCV,
-        head-centric world; estimated from face landmarks when omitted) and masks (one HxW per photo or None)."""
-        from .frontend import prepare as frontend_prepare
+        images: what the input source takes (``avat3r.sources``): photos (paths, PIL, HxWx3 arrays, a folder of
+        photos), a video path, a capture folder or its zip, a Capture, or, with ``source="synth"``, a seed.
+        source: the source's name; None picks it from the input (``detect_source``). cameras: Cameras of the
+        photos (OpenCV, head-centric world): photos of one size with cameras are a posed capture, used as is.
+        masks: one HxW mask per view. Then one step for every route (``conform``): at most ``max_views`` views,
+        fitted to the model's input size (``PipelineConfig.fit``), masks computed where missing."""
+        from .sources import detect_source, get_source
 
-        size = self.image_size
-        _tick(progress, 0.0, "preparing the inputs (detect, crop, mask, cameras)")
-        if isinstance(images, Capture):
-            if cameras is not None:
-                raise InputError("cameras were given together with a Capture, which already has cameras; give one of them")
-            if masks is not None:
-                images = Capture(images.images, images.cameras, images.names, _stack_masks(masks, images.images),
-                                 images.expressions, images.meta)
-            if images.masks is not None:
-                capture = select_views(images, MAX_VIEWS)
-                report = [f"capture with {len(images)} views of {images.size[1]}x{images.size[0]} px, cameras and masks given"]
-                if len(capture) < len(images):
-                    report.append(f"using {len(capture)} of {len(images)} views (spread out around the head)")
-                return fit_capture(capture, size), report, None
-            result = frontend_prepare(list(images.images), size=size, cameras=images.cameras, max_views=MAX_VIEWS)
-        else:
-            if _is_video(images):
-                src = images
-            elif _is_capture_folder(images):
-                if cameras is not None:
-                    raise InputError("cameras were given together with a capture folder, which has its own cameras.json; give one of them")
-                src = images
-            else:
-                src = _as_list(images)
-                if not src:
-                    raise InputError(f"no images given; give 1 to {MAX_VIEWS} photos of the same head, a video or a capture folder")
-                if cameras is not None and len(cameras) != len(src):
-                    raise InputError(f"got {len(src)} images but {len(cameras)} cameras; give one camera per image, in order")
-                if len(src) == 1 and isinstance(src[0], (str, os.PathLike)) and not Path(src[0]).exists():
-                    raise InputError(f"{src[0]}: no such file")
-            mlist = None
-            if masks is not None:
-                mlist = list(masks) if not (isinstance(masks, np.ndarray) and masks.ndim == 2) else [masks]
-            result = frontend_prepare(src, size=size, cameras=cameras, masks=mlist, max_views=MAX_VIEWS)
+        _tick(progress, 0.0, "preparing the inputs")
+        if images is None and source is None:
+            raise InputError(f"no images given; give 1 to {MAX_VIEWS} photos of the same head, a video or a capture folder")
+        src = get_source(source) if source is not None else detect_source(images)
+        cfg = self.pipeline_config
+        res = src.to_capture(images, size=self.image_size, max_views=cfg.max_views, cameras=cameras, masks=masks,
+                             progress=_sub(progress, 0.0, 0.9), frontend=cfg.frontend, **options)
+        capture, report, preview = self.conform(res.capture, list(res.report), res.preview)
         _tick(progress, 1.0, "inputs ready")
-        return fit_capture(result.capture, size), list(result.report), result.preview
+        return capture, report, preview
+
+    def conform(self, capture: Capture, report: list[str] | None = None, preview=None):
+        """Any source's Capture -> the network's: views selected, fitted to the model's size, masks where missing.
+        Nothing else: a posed, masked capture is not re-cropped (unless ``fit="head"``). -> (capture, report, preview)."""
+        report = list(report or [])
+        cfg, size = self.pipeline_config, self.image_size
+        n = len(capture)
+        capture = capture.select(cfg.max_views)
+        if len(capture) < n:
+            report.append(f"using {len(capture)} of {n} views (spread out around the head)")
+        if capture.size != (size, size) or (cfg.fit == "head" and capture.meta.get("frontend") is None):
+            if cfg.fit == "head":
+                capture, lines, preview = head_crop_capture(capture, size, cfg.frontend)
+                report.extend(lines)
+            else:
+                h, w = capture.size
+                capture = fit_capture(capture, size, cfg.fit)
+                report.append(f"fitted {w}x{h} -> {size}x{size} px ({cfg.fit})")
+        if capture.masks is None:
+            capture = camera_masks(capture, getattr(cfg.frontend, "mask", None))
+            report.append("masks: none given, computed from the images (GrabCut seeded by the cameras)")
+        return capture, report, preview
 
     # ---- reconstruction ---------------------------------------------------------------------------------
     @torch.inference_mode()
-    def reconstruct(self, images, cameras: Cameras | None = None, *, masks=None,
-                    progress: Progress | None = None) -> "Avatar":
-        """1..8 images (or a capture) -> Avatar. Runs front end, prior, features and ``encode`` once."""
-        capture, report, preview = self.prepare(images, cameras, masks=masks, progress=_sub(progress, 0.0, 0.6))
+    def reconstruct(self, images, cameras: Cameras | None = None, *, masks=None, source: str | None = None,
+                    progress: Progress | None = None, **options) -> "Avatar":
+        """1..8 images (or any source's input, see ``prepare``) -> Avatar. Runs the source (front end, capture
+        reader, ...), prior, features and ``encode`` once."""
+        capture, report, preview = self.prepare(images, cameras, masks=masks, source=source,
+                                                progress=_sub(progress, 0.0, 0.6), **options)
         if self.config.features is not None and self._features is None:
             self._features = _make_features(self.config.features, self.device)
         _tick(progress, 0.6, f"position prior ({self.config.prior})")
@@ -351,38 +408,6 @@ class Pipeline:
         avatar = Avatar(self, capture, state, report=report, preview=preview, prior=prior_out)
         _tick(progress, 1.0, "avatar ready")
         return avatar
-
-
-def _as_list(images) -> list:
-    if isinstance(images, (str, os.PathLike)):
-        p = Path(images)
-        if p.is_dir():
-            files = sorted(q for q in p.iterdir() if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
-            if not files:
-                raise InputError(f"{p}: folder has no images (.png/.jpg) and no cameras.json; give photos or a capture folder")
-            return files
-        return [images]
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return list(images)
-    if isinstance(images, (list, tuple)):
-        return list(images)
-    return [images]
-
-
-def _stack_masks(masks, images: np.ndarray) -> np.ndarray:
-    """masks ([V, H, W] array, or a list of HxW arrays / paths / PIL) -> [V, H, W] float32 in [0, 1]."""
-    from .io.images import load_image
-
-    if isinstance(masks, np.ndarray) and masks.ndim == 3:
-        m = masks.astype(np.float32)
-        if m.max() > 1:
-            m = m / 255.0
-    else:
-        m = np.stack([load_image(x, name=f"mask {i + 1}").mean(-1) if not isinstance(x, np.ndarray) or x.ndim == 3
-                      else (x.astype(np.float32) / (255.0 if x.max() > 1 else 1.0)) for i, x in enumerate(masks)])
-    if m.shape != images.shape[:3]:
-        raise InputError(f"masks must be [V, H, W] = {list(images.shape[:3])} to match the images, got {list(m.shape)}")
-    return np.clip(m, 0, 1).astype(np.float32)
 
 
 # ---- the avatar ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Front end: photos / video / capture folder -> posed, masked, head-centric Capture (avat3r.frontend)."""
+"""Front end: photos / video frames -> posed, masked, head-centric Capture (avat3r.frontend)."""
 
 import math
 from pathlib import Path
@@ -229,14 +229,18 @@ def _write_folder(root: Path, result) -> Path:
 
 
 @needs_dlib
-def test_capture_folder_uses_given_cameras_without_dlib(tmp_path, astro_result, monkeypatch):
+def test_given_cameras_need_no_dlib(tmp_path, astro_result, monkeypatch):
+    from avat3r.cameras import read_cameras_json
     from avat3r.frontend import prepare
 
     folder = _write_folder(tmp_path / "cap", astro_result)
     monkeypatch.setattr(faces, "_models_dir", lambda: None)  # as if the faces extra were not installed
     with pytest.raises(InputError, match="pip install"):
         prepare([astro_result.raw_crops[0]], size=64)
-    r = prepare(folder, size=128)
+    with pytest.raises(InputError, match="is a folder"):  # capture folders go to read_capture_folder, not here
+        prepare(folder, size=128)
+    _, cams = read_cameras_json(folder / "cameras.json")
+    r = prepare([folder / "images" / "a.png"], cameras=cams, size=128)
     assert r.capture.names == ["a"]
     # the crop of a crop is the same window: cameras unchanged
     assert torch.allclose(r.capture.cameras.K, astro_result.capture.cameras.K, atol=1e-3)

@@ -11,96 +11,102 @@ SynthHeads capture folders for demos and tests (``avat3r synth``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..cameras import _atomic_write_text, read_cameras_json, write_cameras_json
-from ..capture import Capture
+from ..capture import Capture, camera_mismatch, load_mask
 from ..errors import FormatError, InputError
-from ..io.images import load_image, load_image_rgba, save_image
+from ..io.images import load_image, save_image
+from ..io.paths import IMAGE_SUFFIXES, check_view_name, find_view_file
+from ..limits import MAX_JSON_BYTES
 
-_IMG_EXT = (".png", ".jpg", ".jpeg", ".webp")
-
-
-def _find_image(folder: Path, view: str) -> Path | None:
-    for ext in _IMG_EXT:
-        p = folder / f"{view}{ext}"
-        if p.exists():
-            return p
-    return None
+WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # what write_capture_folder writes (all in IMAGE_SUFFIXES)
 
 
-def read_capture_folder(folder, views=None) -> Capture:
-    """Load a capture folder -> Capture (images [V, H, W, 3], masks [V, H, W] or None, expressions or None).
+def is_capture_folder(path) -> bool:
+    """A folder with a cameras.json: read it with ``read_capture_folder``."""
+    return isinstance(path, (str, os.PathLike)) and Path(path).is_dir() and (Path(path) / "cameras.json").is_file()
 
-    views: optional subset/order of view names. Raises FormatError naming the file on any inconsistency."""
+
+def _read_json(path: Path, shown: str):
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise FormatError(f"{shown}: larger than the {MAX_JSON_BYTES // 2**20} MB limit; it should hold one small entry per view")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"{shown}: not valid JSON ({e})") from None
+
+
+def read_capture_folder(folder, views=None, *, where: str | None = None) -> Capture:
+    """Load a capture folder -> Capture (images [V, H, W, 3], masks [V, H, W] or None, expressions [V, C] or None).
+
+    The one reader of the format (the pipeline, app, CLI and notebooks all come here). views: optional
+    subset/order of view names. where: how messages name the folder (default: its path; the app passes the
+    upload's name so that no server path is shown). View names are names, never paths or patterns
+    (``io.paths``). Raises FormatError naming the file on any inconsistency."""
     folder = Path(folder)
+    shown = where or str(folder)
     if not folder.is_dir():
-        raise FormatError(f"{folder}: not a directory; a capture folder holds images/ and cameras.json")
-    names, cams = read_cameras_json(folder / "cameras.json", views)
+        raise FormatError(f"{shown}: not a directory; a capture folder holds images/ and cameras.json")
+    names, cams = read_cameras_json(folder / "cameras.json", views, where=f"{shown}/cameras.json")
     img_dir, mask_dir = folder / "images", folder / "masks"
     if not img_dir.is_dir():
-        raise FormatError(f"{img_dir}: missing; a capture folder needs images/<view>.png|jpg")
+        raise FormatError(f"{shown}/images: missing; a capture folder needs images/<view>.png|jpg")
     images, masks = [], []
-    for i, name in enumerate(names):
-        p = _find_image(img_dir, name)
+    for name in names:
+        check_view_name(name, f"{shown}/cameras.json")
+        p = find_view_file(img_dir, name, IMAGE_SUFFIXES, where=f"{shown}/images")
         if p is None:
-            raise FormatError(f"{img_dir}: no image for view {name!r} listed in cameras.json (expected {name}.png or .jpg)")
-        img = load_image(p, background=0.0)
-        w, h = int(cams.width[i]), int(cams.height[i])
-        if img.shape[:2] != (h, w):
-            raise FormatError(f"{p}: image is {img.shape[1]}x{img.shape[0]} but cameras.json says {w}x{h} for view "
-                              f"{name!r}; K must belong to the image as stored")
-        images.append(img)
-        mp = _find_image(mask_dir, name) if mask_dir.is_dir() else None
+            raise FormatError(f"{shown}/images: no image for view {name!r} listed in cameras.json (expected {name}.png "
+                              "or .jpg); add the image or remove the view from cameras.json")
+        images.append(load_image(p, f"{shown}/images/{p.name}", background=0.0))
+        bad = camera_mismatch(cams, len(images) - 1, *images[-1].shape[:2], f"{shown}/images/{p.name}", head_in_front=False)
+        if bad:
+            raise FormatError(f"{shown}/cameras.json: {bad}")
+        mp = find_view_file(mask_dir, name, IMAGE_SUFFIXES, where=f"{shown}/masks") if mask_dir.is_dir() else None
         if mp is not None:
-            m, _ = load_image_rgba(mp)
-            m = m.mean(-1)
-            if m.shape != (h, w):
-                raise FormatError(f"{mp}: mask is {m.shape[1]}x{m.shape[0]} but the image is {w}x{h}")
-            masks.append(m.astype(np.float32))
+            masks.append(load_mask(mp, f"{shown}/masks/{mp.name}", images[-1].shape[:2]))
     if masks and len(masks) != len(names):
-        raise FormatError(f"{mask_dir}: masks exist for {len(masks)} of {len(names)} views; provide all or none")
+        raise FormatError(f"{shown}/masks: masks exist for {len(masks)} of {len(names)} views; provide all or none")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
-        raise FormatError(f"{img_dir}: views have different sizes {sorted(shapes)}; crop/resize them to one size")
+        raise FormatError(f"{shown}/images: views have different sizes {sorted(shapes)}; crop/resize them to one size")
     expr = None
     ep = folder / "expressions.json"
-    if ep.exists():
-        try:
-            data = json.loads(ep.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FormatError(f"{ep}: not valid JSON ({e})") from None
+    if ep.is_file():
+        data = _read_json(ep, f"{shown}/expressions.json")
         if not isinstance(data, dict):
-            raise FormatError(f"{ep}: expected {{\"<view>\": [code...]}}")
+            raise FormatError(f"{shown}/expressions.json: expected {{\"<view>\": [code...]}}")
         missing = [n for n in names if n not in data]
         if missing:
-            raise FormatError(f"{ep}: no expression for views {missing}")
+            raise FormatError(f"{shown}/expressions.json: no expression for views {missing[:10]}")
         try:
             expr = np.asarray([data[n] for n in names], dtype=np.float32)
         except (TypeError, ValueError):
-            raise FormatError(f"{ep}: expression codes must be equal-length lists of numbers") from None
+            raise FormatError(f"{shown}/expressions.json: expression codes must be equal-length lists of numbers") from None
         if expr.ndim != 2 or not np.isfinite(expr).all():
-            raise FormatError(f"{ep}: expression codes must be equal-length lists of finite numbers")
+            raise FormatError(f"{shown}/expressions.json: expression codes must be equal-length lists of finite numbers")
     meta = {}
     sp = folder / "synth.json"
-    if sp.exists():
+    if sp.is_file():
         try:
-            meta = json.loads(sp.read_text())
-        except json.JSONDecodeError:
+            meta = _read_json(sp, f"{shown}/synth.json")
+        except FormatError:
             meta = {}
+        meta = meta if isinstance(meta, dict) else {}
     return Capture(np.stack(images), cams, names, np.stack(masks) if masks else None, expr, meta)
 
 
 def write_capture_folder(folder, capture: Capture, *, image_ext: str = ".png") -> Path:
     """Write a Capture as a capture folder (images, cameras.json, masks and expressions when present)."""
     folder = Path(folder)
-    if image_ext not in _IMG_EXT:
-        raise InputError(f"image_ext must be one of {_IMG_EXT}, got {image_ext!r}")
+    if image_ext not in WRITE_SUFFIXES:
+        raise InputError(f"image_ext must be one of {WRITE_SUFFIXES}, got {image_ext!r}")
     for i, name in enumerate(capture.names):
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise InputError(f"view name {name!r} cannot be used as a file name")
+        check_view_name(name, "Capture.names")
         save_image(folder / "images" / f"{name}{image_ext}", capture.images[i])
         if capture.masks is not None:
             save_image(folder / "masks" / f"{name}.png", capture.masks[i])

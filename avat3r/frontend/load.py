@@ -1,4 +1,4 @@
-"""Inputs of the front end: photos (any orientation, size, mode), video frames, capture folders.
+"""Inputs of the front end: photos (any orientation, size, mode) and video frames.
 
 Pixels go through ``avat3r.io.images`` (EXIF orientation, RGBA, 16-bit, grayscale, palette). This module adds what
 the front end needs besides pixels: the 35 mm-equivalent focal length from EXIF, whether the photo is grayscale,
@@ -15,9 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.images import load_image_rgba
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
+from ..io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # noqa: F401  (the one list; re-exported for old imports)
 MIN_SIDE = 64  # below this no face detector or crop is meaningful
 #: Photos are reduced to at most this long side on loading (a 40 MP photo to ~16 MP): a head crop of the model's
 #: size never needs more, and everything after loading gets faster. JPEGs are decoded at reduced scale directly.

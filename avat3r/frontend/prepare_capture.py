@@ -1,4 +1,7 @@
-"""The front end's entry point: photos, a video or a capture folder -> a posed, masked, head-centric Capture.
+"""The front end's entry point: raw photos or video frames -> a posed, masked, head-centric Capture.
+
+(A capture folder is read by ``avat3r.data.capture_folder.read_capture_folder``, never here: the front end is for
+raw photos and video frames only.)
 
 Steps per view (each in its own module): load (``load``), find the person's face and 68 landmarks (``faces``),
 camera from landmarks by PnP against the 3D template (``pose``, ``landmark_template``), head-centric square crop
@@ -12,12 +15,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from ..cameras import Cameras, read_cameras_json
-from ..capture import Capture
+from ..cameras import Cameras
+from ..capture import Capture, camera_mismatch, load_mask, select_view_indices
 from ..errors import InputError
 from .crop import crop_square, head_crop_box, head_outside_fraction
 from .load import Photo, is_video, load_photo, read_video_candidates
@@ -100,27 +103,6 @@ class FrontendResult:
 
 
 # ---- input normalisation ----------------------------------------------------------------------------------
-def _is_capture_folder(src) -> bool:
-    return isinstance(src, (str, os.PathLike)) and Path(src).is_dir() and (Path(src) / "cameras.json").exists()
-
-
-def _read_capture_folder(path: Path) -> tuple[list[Any], list[str], Cameras, list[np.ndarray | None]]:
-    """images/<view>.*, cameras.json, masks/<view>.png -> (image paths, names, cameras, masks or None each)."""
-    from ..io.paths import check_view_name, find_view_file
-
-    names, cams = read_cameras_json(path / "cameras.json", where="cameras.json")
-    imgs, masks = [], []
-    for n in names:  # names, never paths or patterns: nothing outside the folder can be read (issue 13)
-        check_view_name(n, "cameras.json")
-        img = find_view_file(path / "images", n, where="images")
-        if img is None:
-            raise InputError(f"cameras.json names view {n!r} but images/{n}.png (or .jpg) is missing: add the image "
-                             "or remove the view from cameras.json")
-        imgs.append(img)
-        masks.append(find_view_file(path / "masks", n, where="masks"))
-    return imgs, names, cams, masks
-
-
 def _as_list(inputs) -> list:
     if isinstance(inputs, (str, os.PathLike, bytes)) or isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3):
         return [inputs]
@@ -151,8 +133,8 @@ def prepare(
     max_views: int = 8,
     config: FrontendConfig | None = None,
 ) -> FrontendResult:
-    """Turn 1..n photos (paths, PIL images, HxWx3 arrays), a video path, or a capture folder path into a Capture of
-    at most ``max_views`` head-centric size x size views with masks and cameras.
+    """Turn 1..n photos (paths, PIL images, HxWx3 arrays) or a video path into a Capture of at most ``max_views``
+    head-centric size x size views with masks and cameras (a capture folder goes to ``read_capture_folder``).
 
     cameras: Cameras of the (upright) input photos in the head-centric frame: used instead of estimating them
     (no face detector needed). masks: one [H, W] foreground mask (or None) per photo, used instead of GrabCut.
@@ -166,17 +148,10 @@ def prepare(
     # -- what kind of input ----------------------------------------------------------------------------------
     frames_idx: list[int | None]
     video = False
-    if _is_capture_folder(inputs):
-        folder = Path(inputs)
-        srcs, names, cams_in, mask_srcs = _read_capture_folder(folder)
-        if cameras is None:
-            cameras = cams_in
-        if masks is None:
-            masks = mask_srcs
-        report.append(f"capture folder {folder}: {len(srcs)} views with cameras"
-                      + (f", {sum(m is not None for m in mask_srcs)} with masks" if any(m is not None for m in mask_srcs) else ""))
-        frames_idx = [None] * len(srcs)
-    elif is_video(inputs):
+    if isinstance(inputs, (str, os.PathLike)) and Path(inputs).is_dir():
+        raise InputError(f"{Path(inputs).name} is a folder: give photo files, or read a capture folder with "
+                         "avat3r.data.capture_folder.read_capture_folder (Pipeline.reconstruct does)")
+    if is_video(inputs):
         frames, frames_idx, fps = read_video_candidates(inputs, cfg.video_candidates, name=f"video {Path(inputs).name}")
         srcs = frames
         names = [f"frame{i:05d}" for i in frames_idx]
@@ -189,7 +164,7 @@ def prepare(
     else:
         srcs = _as_list(inputs)
         if not srcs:
-            raise InputError("no images given: pass 1 to 8 photos, a video file or a capture folder")
+            raise InputError("no images given: pass 1 to 8 photos or a video file")
         used: set = set()
         names = [_view_name(s, i, used) for i, s in enumerate(srcs)]
         frames_idx = [None] * len(srcs)
@@ -236,13 +211,9 @@ def prepare(
                 cam_i = cam_i.resize(W, H)  # the photo was reduced on loading: K follows
             K = cam_i.K[0].double().numpy()
             w2c = cam_i.world_to_cam[0].double().numpy()
-            if int(cam_i.width[0]) != W or int(cam_i.height[0]) != H:
-                failures.append(Failure(i, names[i], f"{label(i)} is {W}x{H} pixels but its camera says "
-                                        f"{int(cameras.width[i])}x{int(cameras.height[i])}: give the camera of the image as stored"))
-                continue
-            if (w2c[:3, :3] @ np.zeros(3) + w2c[:3, 3])[2] <= 0:
-                failures.append(Failure(i, names[i], f"the head (world origin) is behind the camera of {label(i)}: "
-                                        "cameras must be world_to_cam in the head-centric frame (OpenCV)"))
+            problem = camera_mismatch(cam_i, 0, H, W, label(i))
+            if problem:
+                failures.append(Failure(i, names[i], problem))
                 continue
             cands.append(dict(i=i, photo=photo, K=K, w2c=w2c, k=0, face=None, focal="given"))
             continue
@@ -371,7 +342,7 @@ def prepare(
         elif photo.alpha is not None and photo.alpha.min() < 0.5:
             given = photo.alpha
         if given is not None:
-            m = _load_mask(given, label(i), (H, W), c["k"], photo.meta.get("original_size"))
+            m = _photo_mask(given, label(i), (H, W), c["k"], photo.meta.get("original_size"))
             mask = crop_square(m[..., None], box, size)[0][..., 0] * valid
         else:
             mask = head_mask(crop, Kc, c["w2c"], lm_crop, valid, cfg.mask)
@@ -420,17 +391,10 @@ def prepare(
     return FrontendResult(capture, report, preview, failures, infos, np.stack(raws).astype(np.float32))
 
 
-def _load_mask(src, name: str, hw: tuple[int, int], k: int, original_size=None) -> np.ndarray:
-    """A given mask (path, PIL, array) -> [H, W] float32 in [0, 1], turned like its photo (and reduced like it
-    when the photo was reduced on loading: ``original_size`` = (W, H) before)."""
-    from ..io.images import load_image
-
-    if isinstance(src, np.ndarray) and src.ndim == 2:
-        m = src.astype(np.float32)
-        if m.max() > 1.0 + 1e-3:
-            m = m / 255.0
-    else:
-        m = load_image(src, f"mask of {name}").mean(-1)
+def _photo_mask(src, name: str, hw: tuple[int, int], k: int, original_size=None) -> np.ndarray:
+    """A given mask (``capture.load_mask``) turned like its photo, and reduced like it when the photo was reduced
+    on loading (``original_size`` = (W, H) before) -> [H, W] float32 in [0, 1]."""
+    m = load_mask(src, f"the mask of {name}")
     if k:
         m = np.rot90(m, k)
     if original_size is not None and m.shape == (original_size[1], original_size[0]) and m.shape != hw:
@@ -440,29 +404,14 @@ def _load_mask(src, name: str, hw: tuple[int, int], k: int, original_size=None) 
     if m.shape != hw:
         raise InputError(f"the mask of {name} is {m.shape[1]}x{m.shape[0]} but the image is {hw[1]}x{hw[0]}: "
                          "give masks at the image's size")
-    return np.ascontiguousarray(np.clip(m, 0, 1), dtype=np.float32)
+    return np.ascontiguousarray(m, dtype=np.float32)
 
 
 def _diverse(cands: list[dict], k: int) -> list[dict]:
-    """Farthest-point sampling over viewing directions, starting from the most frontal view; keeps input order."""
-    dirs = []
-    for c in cands:
-        R, t = c["w2c"][:3, :3], c["w2c"][:3, 3]
-        d = -R.T @ t
-        dirs.append(d / max(np.linalg.norm(d), 1e-9))
-    dirs = np.array(dirs)
-    start = int(np.argmax(dirs[:, 2]))
-    chosen = [start]
-    dist = np.linalg.norm(dirs - dirs[start], axis=1)
-    # ties (a video of a still head) are broken by the landmark fit, so sharper, better-fitting frames win
-    rms = np.array([c.get("rms") or 0.0 for c in cands])
-    for _ in range(k - 1):
-        score = dist - 1e-3 * rms / max(rms.max(), 1e-9)
-        score[chosen] = -np.inf
-        j = int(np.argmax(score))
-        chosen.append(j)
-        dist = np.minimum(dist, np.linalg.norm(dirs - dirs[j], axis=1))
-    return [cands[j] for j in sorted(chosen)]
+    """At most k candidates with the most different head poses (``capture.select_view_indices``; ties, as in a
+    video of a still head, go to the better landmark fit); keeps input order."""
+    idx = select_view_indices(np.stack([c["w2c"] for c in cands]), k, [c.get("rms") or 0.0 for c in cands])
+    return [cands[j] for j in idx]
 
 
 def _info_dict(v: ViewInfo) -> dict:
