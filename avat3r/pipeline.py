@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .cameras import Cameras, intrinsics_from_fov, look_at, plucker_rays, spherical_to_cartesian
+from .cameras import Cameras, intrinsics_from_fov, look_at, spherical_to_cartesian
 from .capture import Capture
 from .errors import Avat3rError, CheckpointError, InputError
 from .gaussians import Gaussians
@@ -240,30 +240,17 @@ def camera_masks(capture: Capture, config=None) -> Capture:
 
 
 # ---- priors -------------------------------------------------------------------------------------------
-def _make_prior(name: str, device: torch.device):
-    """The position prior a checkpoint was trained with -> callable(Capture) -> PriorOutput."""
-    if name == "visual_hull":
-        from .priors.visual_hull import VisualHullPrior
+def _training_config(source: str) -> dict | None:
+    """The TrainConfig dict in ``training.json`` beside local weights (what the run's data used), if any."""
+    import json
 
-        return VisualHullPrior(device=device)
-    if name == "dust3r":
-        try:
-            from .priors.dust3r import Dust3rPrior
-
-            return Dust3rPrior.from_pretrained(device=device)
-        except Avat3rError as e:
-            raise CheckpointError(
-                f"these weights were trained with the DUSt3R position prior, but DUSt3R is not available: {e}. "
-                "Download DUSt3R (see docs/PRIORS.md) or use a checkpoint trained with the visual-hull prior"
-            ) from None
-        except ImportError as e:
-            raise CheckpointError(f"these weights need the DUSt3R position prior, which cannot be imported here ({e})") from None
-    if name == "oracle":
-        raise CheckpointError(
-            "these weights were trained with the 'oracle' prior (ground-truth depth), which exists only for ablations "
-            "on synthetic data; use a checkpoint trained with the 'visual_hull' or 'dust3r' prior"
-        )
-    raise CheckpointError(f"unknown position prior {name!r} in the model config; known: visual_hull, dust3r")
+    p = Path(source) / "training.json" if source else None
+    if p is None or not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text()).get("train_config")
+    except (OSError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{p}: unreadable ({e}); fix or delete it") from None
 
 
 def _make_features(name: str, device: torch.device):
@@ -291,11 +278,12 @@ class Pipeline:
         self.pipeline_config = config or PipelineConfig(weights=source or None, prior=prior)
         self.source = source
         self.device = next(model.parameters()).device
-        if prior is not None and prior != self.config.prior:
-            raise CheckpointError(
-                f"prior {prior!r} was requested but these weights ({source or 'model'}) were trained with the "
-                f"{self.config.prior!r} prior; the network only works with the prior it was trained with"
-            )
+        # refuse now, not at the first reconstruction, weights that would be served with another prior than their data's
+        from .priors.registry import check_checkpoint_prior
+
+        check_checkpoint_prior(self.config.prior, requested=prior if prior is not None else self.pipeline_config.prior,
+                               train_config=_training_config(source),
+                               where=f"these weights ({source or 'model'})")
         self._prior = None
         self._features = None
 
@@ -318,7 +306,9 @@ class Pipeline:
     def prior(self):
         """The position prior the weights were trained with (built on first use)."""
         if self._prior is None:
-            self._prior = _make_prior(self.config.prior, self.device)
+            from .priors.registry import serving_prior
+
+            self._prior = serving_prior(self.config.prior, self.device)
         return self._prior
 
     def check_priors(self) -> None:
@@ -384,21 +374,17 @@ class Pipeline:
         if self.config.features is not None and self._features is None:
             self._features = _make_features(self.config.features, self.device)
         _tick(progress, 0.6, f"position prior ({self.config.prior})")
-        prior_out = self.prior(capture)
+        from .model.inputs import NetworkInputs
+
+        prior_out = self.prior(capture)  # tensors on self.device
         features = None
         if self._features is not None:
             _tick(progress, 0.7, f"features ({self.config.features})")
-            features = self._features(capture.images)
-            features = torch.as_tensor(features, dtype=torch.float32, device=self.device)[None]
+            features = self._features(capture.images)  # [V, Cf, h, w]
         _tick(progress, 0.8, "encoding the views")
-        dev = self.device
-        chw = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(0, 3, 1, 2)[None].to(dev)  # noqa: E731
-        images_t = chw(capture.images)  # [1, V, 3, H, W]
-        positions = chw(prior_out.positions)  # [1, V, 3, H, W]
-        confidence = torch.from_numpy(np.ascontiguousarray(prior_out.confidence, np.float32))[None].to(dev)  # [1, V, H, W]
-        plucker = plucker_rays(capture.cameras)[None].to(dev)  # [1, V, 6, H, W]
-        state = self.model.encode(images_t, positions, confidence, plucker, features)
-        kept = int((confidence > self.config.conf_threshold).sum())
+        inputs = NetworkInputs.from_capture(capture, prior_out, features, device=self.device)  # [1, V, ...]
+        state = inputs.encode(self.model)
+        kept = inputs.kept(self.config.conf_threshold)
         if kept == 0:
             raise InputError(
                 "no pixel of the inputs was kept as a Gaussian (the prior's confidence is empty): the head was not "

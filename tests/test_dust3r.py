@@ -219,7 +219,7 @@ def test_prior_runs_the_network_end_to_end(tiny):
     assert prior.name == "dust3r" and callable(prior)
     out = prior(cap)
     assert out.positions.shape == (3, 40, 40, 3) and out.confidence.shape == (3, 40, 40)
-    assert np.isfinite(out.positions).all() and ((out.confidence >= 0) & (out.confidence < 1)).all()
+    assert torch.isfinite(out.positions).all() and ((out.confidence >= 0) & (out.confidence < 1)).all()
     assert prior.last_alignment.depth.shape == (3, 32, 32)
 
 

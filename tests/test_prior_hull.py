@@ -56,10 +56,10 @@ def test_protocol_on_a_capture_and_fallbacks(V):
     assert prior.name == "visual_hull"
     out = prior(cap)
     assert out.positions.shape == (V, 48, 48, 3) and out.confidence.shape == (V, 48, 48)
-    assert np.isfinite(out.positions).all()
-    fg = masks.numpy() > 0.5
+    assert isinstance(out.positions, torch.Tensor) and torch.isfinite(out.positions).all()
+    fg = masks > 0.5
     assert ((out.confidence > 0.5) == fg).all()
-    err = np.linalg.norm(out.positions - gt.numpy(), axis=-1)[fg]
+    err = (out.positions - gt).norm(dim=-1)[fg]
     assert err.mean() < 0.04  # a head-sized sphere; the template proxy is not a sphere, but close
 
 
@@ -79,8 +79,8 @@ def test_oracle_recovers_positions_from_depth():
     depth = (gt @ R.transpose(1, 2)[:, None] + t[:, None, None])[..., 2] * masks
     cap.meta["depth"] = depth.numpy()
     out = OraclePrior()(cap)
-    fg = masks.numpy() > 0.5
-    assert np.abs(out.positions - gt.numpy())[fg].max() < 1e-4
+    fg = masks > 0.5
+    assert (out.positions - gt).abs()[fg].max() < 1e-4
     assert OraclePrior.name == "oracle"
 
 

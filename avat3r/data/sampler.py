@@ -26,13 +26,15 @@ import torch
 
 from ..cameras import Cameras, k_farthest_viewpoints
 from ..errors import InputError
-from ..priors.visual_hull import VisualHullConfig, depth_to_positions, visual_hull_maps
+from ..priors.registry import PRIORS as _ALL_PRIORS
+from ..priors.registry import render_maps
+from ..priors.visual_hull import VisualHullConfig
 from .dome import DomeConfig, back_only, fold_head_pose, head_crops, head_pose_matrix, make_dome
 from .expressions import sample_expression
 from .identity import split_seeds
 from .synthheads import get_rig
 
-PRIORS = ("visual_hull", "oracle", "none")
+PRIORS = tuple(n for n, spec in _ALL_PRIORS.items() if spec.from_render)  # others come from a prior cache
 
 
 @dataclass
@@ -153,15 +155,8 @@ class SynthHeadsSampler:
             a_in = torch.cat([o.alpha for o in outs])
             out_t = render(g_t, cam_t_d, backend=cfg.backend)
             m_in = a_in[..., 0].clamp(0, 1)
-            if cfg.prior == "visual_hull":
-                pos, conf = visual_hull_maps(m_in, cam_in_d, cfg.hull)
-            elif cfg.prior == "oracle":  # ablation only: ground-truth depth
-                depth = torch.cat([o.depth for o in outs])[..., 0]
-                pos = depth_to_positions(depth, cam_in_d)
-                conf = torch.where(m_in > 0.5, m_in.clamp(min=0.51), m_in.clamp(max=0.49))
-            else:
-                pos = torch.zeros(*m_in.shape, 3, device=dev)
-                conf = m_in
+            depth = torch.cat([o.depth for o in outs])[..., 0] if cfg.prior == "oracle" else None
+            pos, conf = render_maps(cfg.prior, m_in, cam_in_d, depth, cfg.hull)
         return {
             "input_images": img_in.permute(0, 3, 1, 2).contiguous(),
             "input_masks": a_in.permute(0, 3, 1, 2).contiguous(),

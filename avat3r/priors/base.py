@@ -1,28 +1,38 @@
-"""One interface over all position priors (DUSt3R, the weight-free visual hull, the ground-truth oracle).
+"""One interface over all position priors (DUSt3R, the weight-free visual hull, the ground-truth oracle, none).
 
 A position prior maps a Capture to per-view position maps in the head-centric world (eq. 2) and a
-confidence map whose values above tau (eq. 13, tau = 0.5) mark pixels that spawn Gaussians.
+confidence map whose values above tau (eq. 13, tau = 0.5) mark pixels that spawn Gaussians. Priors return torch
+tensors on their device (the network's next stage runs there); ``PriorOutput.numpy()`` is for the edges (plots,
+files). Priors are built by name through ``avat3r.priors.registry``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
+import torch
 
 from ..capture import Capture
+from ..errors import InputError
 
-if TYPE_CHECKING:
-    import torch
+__all__ = ["PriorOutput", "PositionPrior", "FeatureExtractor", "NoPrior"]
 
 
 @dataclass
 class PriorOutput:
-    """positions [V, H, W, 3] world metres (float32); confidence [V, H, W] (float32, > tau = keep)."""
+    """positions [V, H, W, 3] world metres; confidence [V, H, W] (> tau = keep); float32 tensors on one device."""
 
-    positions: np.ndarray
-    confidence: np.ndarray
+    positions: torch.Tensor
+    confidence: torch.Tensor
+
+    def numpy(self) -> "PriorOutput":
+        """The same maps as float32 numpy arrays (for plots and files)."""
+        return PriorOutput(self.positions.detach().float().cpu().numpy(), self.confidence.detach().float().cpu().numpy())
+
+    def to(self, device) -> "PriorOutput":
+        return PriorOutput(self.positions.to(device), self.confidence.to(device))
 
 
 class PositionPrior(Protocol):
@@ -40,27 +50,21 @@ class FeatureExtractor(Protocol):
     #: channels C_f of the returned maps (1920 for Sapiens-2b)
     dim: int
 
-    def __call__(self, images: np.ndarray) -> "torch.Tensor": ...  # [V, H, W, 3] in [0, 1] -> [V, C_f, h, w]
+    def __call__(self, images: np.ndarray) -> torch.Tensor: ...  # [V, H, W, 3] in [0, 1] -> [V, C_f, h, w]
 
 
-def get_position_prior(name: str, **kw) -> PositionPrior:
-    """Build a position prior by the name a model config records: "visual_hull" or "dust3r" (kw go to its
-    constructor, e.g. ``weights=``, ``device=``)."""
-    if name == "visual_hull":
-        from .visual_hull import VisualHullPrior
+class NoPrior:
+    """PositionPrior "none" (the "w/o prior" ablation, Table 2): zero positions; the confidence is the mask, so
+    Gaussians spawn on the foreground and the network places them from scratch."""
 
-        return VisualHullPrior(**kw)
-    if name == "dust3r":
-        from .dust3r import Dust3rPrior
+    name = "none"
 
-        return Dust3rPrior.from_pretrained(**kw)
-    raise ValueError(f"unknown position prior {name!r}; known: 'visual_hull', 'dust3r'")
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
 
-
-def get_feature_extractor(name: str, **kw) -> FeatureExtractor:
-    """Build a feature backbone by name: "sapiens-0.3b", "sapiens-0.6b", "sapiens-1b", "sapiens-2b"."""
-    if name.startswith("sapiens"):
-        from .sapiens import SapiensFeatures
-
-        return SapiensFeatures.from_pretrained(name, **kw)
-    raise ValueError(f"unknown feature backbone {name!r}; known: sapiens-0.3b, sapiens-0.6b, sapiens-1b, sapiens-2b")
+    def __call__(self, capture: Capture) -> PriorOutput:
+        if capture.masks is None:
+            raise InputError("'none' prior: the capture has no masks; Gaussians spawn on the foreground mask, so "
+                             "estimate masks first (front end) or give them")
+        m = torch.as_tensor(np.asarray(capture.masks, np.float32), device=self.device)
+        return PriorOutput(torch.zeros(*m.shape, 3, device=self.device), m)

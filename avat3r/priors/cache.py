@@ -107,9 +107,9 @@ class PriorCache:
         return self.path(subject, frame, camera).is_file()
 
     def write(self, subject, frame, camera, positions, confidence, features=None, partners: Iterable[str] = ()) -> Path:
-        """positions [H, W, 3], confidence [H, W], features [C, h, w] or None."""
-        t = {"positions": torch.as_tensor(np.asarray(positions), dtype=torch.float32),
-             "confidence": torch.as_tensor(np.asarray(confidence), dtype=torch.float32)}
+        """positions [H, W, 3], confidence [H, W], features [C, h, w] or None (numpy or torch, any device)."""
+        t = {"positions": torch.as_tensor(positions).detach().to("cpu", torch.float32),
+             "confidence": torch.as_tensor(confidence).detach().to("cpu", torch.float32)}
         if t["positions"].ndim != 3 or t["positions"].shape[-1] != 3 or t["confidence"].shape != t["positions"].shape[:2]:
             raise InputError(f"cache write: positions must be [H, W, 3] and confidence [H, W], got "
                              f"{tuple(t['positions'].shape)} and {tuple(t['confidence'].shape)}")

@@ -268,7 +268,7 @@ class VisualHullPrior:
                              "or use another prior")
         with torch.no_grad():
             pos, conf = visual_hull_maps(torch.as_tensor(capture.masks, device=self.device), capture.cameras, self.config)
-        return PriorOutput(pos.cpu().numpy().astype(np.float32), conf.cpu().numpy().astype(np.float32))
+        return PriorOutput(pos.float(), conf.float())
 
 
 def depth_to_positions(depth: torch.Tensor, cams: Cameras) -> torch.Tensor:
@@ -286,13 +286,18 @@ class OraclePrior:
 
     name = "oracle"
 
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+
     def __call__(self, capture: Capture) -> PriorOutput:
+        from .registry import hard_confidence
+
         depth = capture.meta.get("depth")
         if depth is None:
             raise InputError("oracle prior: capture.meta['depth'] is missing; the oracle needs ground-truth depth "
                              "(SynthHeads ablations only). Use the 'visual_hull' prior for real data.")
-        depth = torch.as_tensor(np.asarray(depth), dtype=torch.float32)
+        depth = torch.as_tensor(np.asarray(depth), dtype=torch.float32, device=self.device)
         pos = depth_to_positions(depth, capture.cameras)
-        m = torch.as_tensor(capture.masks if capture.masks is not None else (depth > 0).float().numpy())
-        conf = torch.where(m > 0.5, m.clamp(min=0.51), m.clamp(max=0.49))
-        return PriorOutput(pos.numpy().astype(np.float32), conf.numpy().astype(np.float32))
+        m = (torch.as_tensor(np.asarray(capture.masks, np.float32), device=self.device) if capture.masks is not None
+             else (depth > 0).float())
+        return PriorOutput(pos, hard_confidence(m))

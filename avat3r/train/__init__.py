@@ -10,8 +10,12 @@ __all__ = ["TrainConfig", "RUNS", "Trainer", "train_main", "export_main"]
 
 
 def __getattr__(name):
-    if name in ("Trainer", "train_main", "export_main"):
+    if name in ("Trainer", "train_main"):
         from . import trainer
 
         return getattr(trainer, name)
+    if name == "export_main":
+        from .export import export_main
+
+        return export_main
     raise AttributeError(name)

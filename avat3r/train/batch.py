@@ -2,7 +2,8 @@
 
 A batch (paper Sec. 4.1) = per item V = 4 input views (images, prior positions, confidence, Plücker rays, the
 input views' own expressions) + T = 8 supervision views of one target expression (images and cameras) + the
-target expression code z_exp. ``render_batch`` runs network -> Gaussians (eq. 13) -> splatting (eq. 14).
+target expression code z_exp. The network inputs are built by the one adapter ``avat3r.model.inputs``
+(as at inference); ``render_batch`` runs network -> Gaussians (eq. 13) -> splatting (eq. 14).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from ..cameras import Cameras, plucker_rays
+from ..cameras import Cameras
 from ..errors import InputError
+from ..model.inputs import NetworkInputs, channels_first
 
 __all__ = ["Batch", "collate", "render_batch", "predict_gaussians"]
 
@@ -41,6 +43,11 @@ class Batch:
     def batch_size(self) -> int:
         return self.images.shape[0]
 
+    @property
+    def inputs(self) -> NetworkInputs:
+        """What the network reads (views, prior maps, rays, features) as ``NetworkInputs``."""
+        return NetworkInputs(self.images, self.positions, self.confidence, self.plucker, self.features)
+
     def to(self, device, non_blocking: bool = False) -> "Batch":
         out = {}
         for f in fields(self):
@@ -54,10 +61,9 @@ class Batch:
 
     def without_prior(self) -> "Batch":
         """The 'no prior' ablation: zero position maps; Gaussians spawn on the foreground mask."""
-        mask = self.masks if self.masks is not None else (self.confidence > 0.5).float()
+        inp = self.inputs.without_prior(self.masks)
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["positions"] = torch.zeros_like(self.positions)
-        out["confidence"] = mask.to(self.confidence.dtype)
+        out["positions"], out["confidence"] = inp.positions, inp.confidence
         return Batch(**out)
 
     def with_expression(self, expression: torch.Tensor) -> "Batch":
@@ -70,15 +76,6 @@ def _t(x, name: str) -> torch.Tensor:
     if x is None:
         raise InputError(f"training sample has no {name!r}")
     return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
-
-
-def _chw(x: torch.Tensor, c: int) -> torch.Tensor:
-    """[..., C, H, W] stays; [..., H, W, C] -> [..., C, H, W] (samples may come either way)."""
-    if x.shape[-3] == c:
-        return x
-    if x.shape[-1] == c:
-        return x.movedim(-1, -3)
-    raise InputError(f"training sample: expected {c} channels first or last, got shape {tuple(x.shape)}")
 
 
 def _get(sample, *names):
@@ -102,31 +99,30 @@ def collate(samples: list) -> Batch:
              "target_images", "target_cameras", "target_expression", "expression", "input_expressions", "target_masks"}
     items = []
     for s in samples:
-        imgs = _chw(_t(_get(s, "input_images", "images"), "input_images"), 3)
+        imgs = channels_first(_t(_get(s, "input_images", "images"), "input_images"), 3, "input_images")
         cams = _get(s, "input_cameras", "cameras")
         tcams = _get(s, "target_cameras")
         if not isinstance(cams, Cameras) or not isinstance(tcams, Cameras):
             raise InputError("training sample: input_cameras and target_cameras must be avat3r.cameras.Cameras")
-        cams, tcams = cams.to(imgs.device), tcams.to(imgs.device)
+        tcams = tcams.to(imgs.device)
         V, _, H, W = imgs.shape
-        conf = _t(_get(s, "prior_confidence", "input_confidence", "confidence"), "prior_confidence").reshape(V, 1, H, W)
+        inp = NetworkInputs.from_views(  # the adapter inference uses too
+            imgs, cams, _t(_get(s, "prior_positions", "input_positions", "positions"), "prior_positions"),
+            _t(_get(s, "prior_confidence", "input_confidence", "confidence"), "prior_confidence"),
+            None if _get(s, "input_features", "features") is None else _t(_get(s, "input_features", "features"), "input_features"))
         masks = _get(s, "input_masks", "masks")
-        feats = _get(s, "input_features", "features")
         zin = _get(s, "input_expressions")
         meta = dict(_get(s, "meta") or {})
         if isinstance(s, dict):
             meta.update({k: v for k, v in s.items() if k not in known and k != "meta"})
         items.append(dict(
-            images=imgs,
-            positions=_chw(_t(_get(s, "prior_positions", "input_positions", "positions"), "prior_positions"), 3),
-            confidence=conf,
-            plucker=plucker_rays(cams, H, W),
+            images=inp.images[0], positions=inp.positions[0], confidence=inp.confidence[0], plucker=inp.plucker[0],
+            features=None if inp.features is None else inp.features[0],
             expression=_t(_get(s, "target_expression", "expression"), "target_expression").reshape(-1),
-            target_images=_chw(_t(_get(s, "target_images"), "target_images"), 3),
+            target_images=channels_first(_t(_get(s, "target_images"), "target_images"), 3, "target_images"),
             masks=None if masks is None else _t(masks, "input_masks").reshape(V, 1, H, W),
             input_expressions=None if zin is None else _t(zin, "input_expressions"),
-            features=None if feats is None else _t(feats, "input_features"),
-            input_cameras=cams, target_cameras=tcams, meta=meta,
+            input_cameras=cams.to(imgs.device), target_cameras=tcams, meta=meta,
         ))
 
     def stack(k):
@@ -147,8 +143,7 @@ def collate(samples: list) -> Batch:
 def predict_gaussians(model, batch: Batch, expression: torch.Tensor | None = None):
     """Network forward (eqs. 4-13) -> list of B Gaussians (masked, eq. 13)."""
     net = model.module if hasattr(model, "module") else model
-    maps = model(batch.images, batch.positions, batch.confidence, batch.plucker,
-                 batch.expression if expression is None else expression, batch.features)
+    maps = batch.inputs.forward(model, batch.expression if expression is None else expression)
     return net.to_gaussians(maps)
 
 

@@ -38,6 +38,8 @@ class TrainConfig:
     model_preset: str = "small"  # "paper" | "small" | "tiny"
     model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (e.g. {"pos_skip": False})
     use_prior: bool = True  # False: position maps zeroed, Gaussians spawn on the foreground mask ("no_prior")
+    prior: str = "visual_hull"  # position prior of the data (avat3r.priors.registry): visual_hull | dust3r | oracle
+    prior_cache: str | None = None  # folder of precomputed maps (avat3r.train.priors); needed for "dust3r"
 
     # ---- data (SynthHeads by default; paper supp. C) ------------------------------------------------
     data: str = "synthheads"  # "synthheads" | "ava256"
@@ -106,6 +108,21 @@ class TrainConfig:
             raise bad("lr", f"must be > 0, got {self.lr}")
         if self.data not in ("synthheads", "ava256"):
             raise bad("data", f"must be 'synthheads' or 'ava256', got {self.data!r}")
+        from ..priors.registry import get_spec
+
+        spec = get_spec(self.data_prior())
+        if not spec.from_render and not self.prior_cache:
+            raise bad("prior_cache", f"the {spec.name!r} prior is read from a prior cache during training; set "
+                      "prior_cache to its folder and fill it once (avat3r.train.priors.fill_prior_cache)")
+        if "prior" in self.model_overrides and self.model_overrides["prior"] != self.data_prior():
+            raise bad("model_overrides", f"prior={self.model_overrides['prior']!r} contradicts the data's prior "
+                      f"{self.data_prior()!r}: the recorded prior is derived from the data; set TrainConfig.prior instead")
+
+    def data_prior(self) -> str:
+        """The position prior of the training data; the model config records it (``ModelConfig.prior``)."""
+        from ..priors.registry import data_prior
+
+        return data_prior(self.to_dict())
 
     # ---- derived ------------------------------------------------------------------------------------
     def model_config(self, **extra: Any):
@@ -114,9 +131,9 @@ class TrainConfig:
 
         kw = dict(extra)
         kw.update(self.model_overrides)
+        kw["prior"] = self.data_prior()  # derived from the data, never from the preset
         if not self.use_prior:
             kw.setdefault("pos_skip", False)
-            kw.setdefault("prior", "none")
         base = ModelConfig.preset(self.model_preset)
         for k, v in list(kw.items()):  # {"num_cross_layers": "num_self_layers"}: copy another field's value
             if isinstance(v, str) and k != v and v in _INT_FIELDS and isinstance(getattr(base, v, None), int):

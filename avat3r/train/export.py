@@ -6,16 +6,19 @@ through the model's own ``save_pretrained`` (the format ``Avat3rModel.from_pretr
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from .checkpoint import latest_checkpoint, load_checkpoint, read_meta
 from .config import TrainConfig
-from ..errors import CheckpointError
+from ..errors import Avat3rError, CheckpointError
 
-__all__ = ["export_weights", "export_checkpoint", "model_from_checkpoint"]
+__all__ = ["export_weights", "export_checkpoint", "model_from_checkpoint", "export_main"]
 
 
 def model_from_checkpoint(ckpt, device="cpu"):
@@ -53,9 +56,21 @@ def export_checkpoint(ckpt, out, *, dtype: torch.dtype = torch.float16) -> Path:
                           summary={"step": meta["step"], "checkpoint": meta["path"], "last": meta.get("extra", {}).get("last")})
 
 
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m avat3r.train.export CKPT OUT``: a training checkpoint -> fp16 config.json + model.safetensors."""
+    p = argparse.ArgumentParser(prog="avat3r-export-weights", description=export_main.__doc__)
+    p.add_argument("checkpoint", help="training checkpoint (step_* folder) or run folder (newest checkpoint)")
+    p.add_argument("out", help="output folder, e.g. weights/")
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    args = p.parse_args(argv)
+    try:
+        path = export_checkpoint(args.checkpoint, args.out, dtype=getattr(torch, args.dtype))
+    except Avat3rError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
 if __name__ == "__main__":  # python -m avat3r.train.export CKPT OUT
-    import sys
-
-    from .trainer import export_main
-
     sys.exit(export_main())

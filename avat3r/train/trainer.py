@@ -27,14 +27,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import Avat3rError, InputError
+from ..errors import Avat3rError, CheckpointError, InputError
 from .batch import Batch, collate, render_batch
 from .checkpoint import checkpoint_size, latest_checkpoint, load_checkpoint, read_meta, save_checkpoint
 from .config import RUNS, TrainConfig, parse_overrides
 from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_bool, cleanup, init_distributed, sample_index
 from .losses import Objective, ObjectiveConfig
 
-__all__ = ["Trainer", "train_main", "seed_everything", "build_dataset", "export_main"]
+__all__ = ["Trainer", "train_main", "seed_everything", "build_dataset"]
 
 log = logging.getLogger("avat3r.train")
 
@@ -47,18 +47,23 @@ def seed_everything(seed: int) -> None:
 
 # ---- data -------------------------------------------------------------------------------------------------
 def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None = None, length: int = 1_000_000,
-                  device: torch.device | str | None = None, deferred: bool = False):
+                  device: torch.device | str | None = None, deferred: bool = False, cached_prior: bool = True):
     """The dataset a run trains/evaluates on: SynthHeads (procedural, avat3r.data.sampler) by default.
 
     Input views at ``input_size`` (default: the model preset's), supervision views at ``supervision_size``
     (default 667/512 of that, as in the paper). ``cfg.data_options`` go to the sampler's config (e.g.
     ``{"device": "cuda"}`` to generate samples on the GPU, ``{"prior": "oracle"}``). Given ``device`` (the
     training device) and no such option, samples are rendered there; with ``deferred`` (the trainer) and DataLoader
-    workers, SynthHeads items are plans posed on the CPU that the trainer renders on the device (``realize``)."""
+    workers, SynthHeads items are plans posed on the CPU that the trainer renders on the device (``realize``).
+    A prior the sampler cannot compute (``cfg.data_prior()``, e.g. "dust3r") is read from ``cfg.prior_cache``
+    (``avat3r.train.priors``; ``cached_prior=False``: the samples without those maps, to fill the cache)."""
     size = input_size or cfg.input_size or cfg.model_config().image_size
     sup = cfg.supervision_size or int(round(size * 667 / 512))
     opts = dict(cfg.data_options)
-    opts.setdefault("prior", "visual_hull" if cfg.use_prior else "none")
+    from ..priors.registry import get_spec
+
+    prior = get_spec(cfg.data_prior())
+    opts.setdefault("prior", prior.name if prior.from_render else "none")
     opts.setdefault("seed", cfg.seed)
     if device is not None and torch.device(device).type == "cuda" and cfg.data == "synthheads":
         # pose heads on the CPU in DataLoader workers (launch-bound on a GPU), render on the GPU
@@ -67,10 +72,17 @@ def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None
             opts.setdefault("plan_device", "cpu")
     common = dict(split=split, num_inputs=cfg.num_inputs, num_targets=cfg.num_supervision, input_size=size,
                   target_size=sup, consistent_inputs=cfg.consistent_inputs)
+    if not prior.from_render and cached_prior and cfg.data != "synthheads":
+        raise InputError(f"the {prior.name!r} prior cache is implemented for SynthHeads data only")
     if cfg.data == "synthheads":
         from ..data.sampler import SynthHeadsDataset
 
-        return SynthHeadsDataset(length=opts.pop("length", length), **common, **opts)
+        ds = SynthHeadsDataset(length=opts.pop("length", length), **common, **opts)
+        if prior.from_render or not cached_prior:
+            return ds
+        from .priors import CachedPriorDataset, open_cache
+
+        return CachedPriorDataset(ds, open_cache(cfg.prior_cache, prior.name))
     try:
         from ..data.ava256 import Ava256Dataset  # the data helper's Ava-256 loader
     except ImportError as e:
@@ -99,7 +111,7 @@ def expression_space_overrides(dataset) -> dict[str, Any]:
     """ModelConfig fields that make the model's expression code that of the dataset."""
     names = getattr(dataset, "expression_names", None)
     presets = getattr(dataset, "expression_presets", None)
-    if names is None and type(dataset).__module__.startswith("avat3r.data."):
+    if names is None and type(getattr(dataset, "dataset", dataset)).__module__.startswith("avat3r.data."):
         from ..data.synthheads import EXPRESSION_NAMES, EXPRESSION_PRESETS
 
         names, presets = EXPRESSION_NAMES, EXPRESSION_PRESETS
@@ -151,9 +163,18 @@ class Trainer:
 
         self._rewarm_from: int | None = None
         self.step = 0
+        declared = getattr(self.dataset, "prior", None) or getattr(getattr(getattr(self.dataset, "sampler", None),
+                                                                           "config", None), "prior", None)
+        if cfg.use_prior and declared is not None and declared != cfg.data_prior():
+            raise InputError(f"the dataset computes the {declared!r} prior but the run says {cfg.data_prior()!r} "
+                             "(TrainConfig.prior / data_options): the checkpoint must record the data's prior")
         if cfg.init_from:  # continue from exported weights: their config, fresh optimiser
             self.net = Avat3rModel.from_pretrained(cfg.init_from).to(self.device)
             self.model_config = self.net.config
+            if self.model_config.prior != cfg.data_prior():
+                raise CheckpointError(f"--init-from {cfg.init_from}: these weights were trained with the "
+                                      f"{self.model_config.prior!r} prior, this run's data uses {cfg.data_prior()!r}; "
+                                      "start from weights of the same prior or set TrainConfig.prior to theirs")
             tj = Path(cfg.init_from) / "training.json"
             if tj.is_file():
                 self.step = int(json.loads(tj.read_text()).get("step") or 0)
@@ -427,6 +448,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--export", default=None, metavar="DIR",
                    help="after training, write DIR/config.json + DIR/model.safetensors (fp16) from the final weights")
+    p.add_argument("--fill-prior-cache", type=int, default=None, metavar="N",
+                   help="compute the position maps of training samples 0..N-1 into --set prior_cache=DIR with the "
+                        "run's prior (e.g. --set prior=dust3r) once, then exit (docs/TRAINING.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -434,7 +458,7 @@ def _parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from the run name (or a resumed checkpoint's config) + the flags that were given."""
     flags = {k: v for k, v in vars(args).items()
-             if v is not None and k not in ("run", "set", "resume", "device", "export", "quiet")}
+             if v is not None and k not in ("run", "set", "resume", "device", "export", "quiet", "fill_prior_cache")}
     flags.update(parse_overrides(args.set))
     base: dict[str, Any] | None = None
     if args.resume and args.resume != "auto":
@@ -463,6 +487,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_from_args(args)
+        if args.fill_prior_cache:
+            return _fill_prior_cache(cfg, args.fill_prior_cache, args.device, progress=not args.quiet)
         trainer = Trainer(cfg, resume=args.resume, device=args.device, progress=not args.quiet)
     except Avat3rError as e:
         print(f"avat3r train: error: {e}", file=sys.stderr)
@@ -482,19 +508,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def export_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avat3r.train.export CKPT OUT``: a training checkpoint -> fp16 config.json + model.safetensors."""
-    p = argparse.ArgumentParser(prog="avat3r-export-weights", description=export_main.__doc__)
-    p.add_argument("checkpoint", help="training checkpoint (step_* folder) or run folder (newest checkpoint)")
-    p.add_argument("out", help="output folder, e.g. weights/")
-    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
-    args = p.parse_args(argv)
-    from .export import export_checkpoint
+def _fill_prior_cache(cfg: TrainConfig, count: int, device: str, progress: bool) -> int:
+    from .priors import fill_prior_cache, open_cache
 
-    try:
-        path = export_checkpoint(args.checkpoint, args.out, dtype=getattr(torch, args.dtype))
-    except Avat3rError as e:
-        print(f"export: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
+    if not cfg.prior_cache:
+        raise InputError("--fill-prior-cache needs the cache folder: --set prior_cache=DIR (and the prior, e.g. prior=dust3r)")
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    ds = build_dataset(cfg, "train", length=count, device=dev, cached_prior=False)
+    n = fill_prior_cache(ds, open_cache(cfg.prior_cache, cfg.data_prior()), device=dev, progress=progress)
+    print(f"prior cache {cfg.prior_cache}: {n} samples computed ({count - n} were there)")
     return 0

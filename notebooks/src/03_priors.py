@@ -30,7 +30,9 @@ from avat3r.cameras import k_farthest_viewpoints
 from avat3r.capture import Capture
 from avat3r.data.dome import back_only, head_crops, make_dome
 from avat3r.data.synthheads import EXPRESSION_PRESETS, build_head, split_seeds
-from avat3r.priors.base import PriorOutput, get_position_prior
+from avat3r.model.inputs import NetworkInputs
+from avat3r.priors.base import PriorOutput
+from avat3r.priors.registry import PRIORS, build_prior
 from avat3r.priors.visual_hull import VisualHullPrior, depth_to_positions
 from avat3r.render import render
 
@@ -76,7 +78,7 @@ plt.tight_layout(); plt.show()
 prior = VisualHullPrior()
 four = capture.subset([0, 1, 2, 3])
 t0 = time.perf_counter()
-pout = prior(four)
+pout = prior(four).numpy()  # priors return torch tensors on their device; numpy for plotting
 print(f"VisualHullPrior on {len(four)} views of {four.size}: {time.perf_counter() - t0:.2f} s ->",
       "positions", pout.positions.shape, "confidence", pout.confidence.shape)
 
@@ -115,7 +117,7 @@ rows = []
 for V in (1, 2, 4, 8):
     sub = capture.subset(list(range(V)))
     t0 = time.perf_counter()
-    p = prior(sub)
+    p = prior(sub).numpy()
     dt = time.perf_counter() - t0
     fgV = sub.masks > 0.5
     kept = p.confidence > 0.5
@@ -134,11 +136,14 @@ plt.title("visual-hull prior vs ground truth"); plt.tight_layout(); plt.show()
 # ## 4. One interface for all priors
 #
 # A prior is any object with a `name` (recorded in the model's config, so a checkpoint says which prior it was trained
-# with) and `__call__(capture) -> PriorOutput(positions [V,H,W,3], confidence [V,H,W])`. `get_position_prior(name)`
-# builds one by that name; the pipeline uses exactly the prior its checkpoint names, and refuses to run without it.
+# with) and `__call__(capture) -> PriorOutput(positions [V,H,W,3], confidence [V,H,W])` (torch tensors on the prior's
+# device). One registry (`avat3r.priors.registry`) builds each by name: `build_prior(name)`. A checkpoint records the
+# prior of the data it was trained on; the pipeline uses exactly that prior and refuses weights asked to run with another.
 
 # %%
-p = get_position_prior("visual_hull")
+for name, spec in PRIORS.items():
+    print(f"{name:12s} servable={spec.servable!s:5s} {spec.summary}")
+p = build_prior("visual_hull")
 print(type(p).__name__, "name =", p.name)
 print(PriorOutput.__doc__)
 
@@ -172,7 +177,7 @@ else:
     print("found", path, "- running DUSt3R on the 4-view capture (minutes on a CPU)")
     real = Dust3rPrior.from_pretrained(path)
     t0 = time.perf_counter()
-    dout = real(four)
+    dout = real(four).numpy()
     e = np.linalg.norm(dout.positions - gt[:4].numpy(), axis=-1)[fg & (dout.confidence > 0.5)] * 1000
     print(f"DUSt3R prior: {time.perf_counter() - t0:.0f} s, median error {np.median(e):.1f} mm")
 
@@ -185,7 +190,7 @@ else:
 # %%
 tiny = Dust3rPrior(model=Dust3rNet(DUST3R_PRESETS["tiny"]), config=Dust3rPriorConfig(long_side=64), device="cpu")
 t0 = time.perf_counter()
-tout = tiny(capture.subset([0, 1, 2]))
+tout = tiny(capture.subset([0, 1, 2])).numpy()
 print(f"tiny random DUSt3R on 3 views: {time.perf_counter() - t0:.1f} s -> positions {tout.positions.shape}, "
       f"confidence in [{tout.confidence.min():.2f}, {tout.confidence.max():.2f}]")
 
@@ -219,7 +224,6 @@ else:
 # path switched on (`features=..., feature_dim=...` in its config):
 
 # %%
-from avat3r.cameras import plucker_rays
 from avat3r.model import Avat3rModel, ModelConfig
 
 vit = SapiensViT(SapiensConfig(embed_dim=32, depth=2, num_heads=2, pretrain_size=64))
@@ -231,10 +235,9 @@ print("features:", tuple(feats.shape), "(V, C_f, H/16, W/16)")
 cfg = ModelConfig.preset("tiny", image_size=SIZE, features="sapiens-tiny-demo", feature_dim=32)
 net = Avat3rModel(cfg).eval()
 hp = VisualHullPrior()(sub)
-chw = lambda a: torch.as_tensor(np.asarray(a)).permute(0, 3, 1, 2)[None].float()  # [V,H,W,C] -> [1,V,C,H,W]
+inputs = NetworkInputs.from_capture(sub, hp, feats)  # the adapter the pipeline and the trainer use: [1, V, ...]
 with torch.no_grad():
-    maps = net(chw(sub.images), chw(hp.positions), torch.as_tensor(hp.confidence)[None], plucker_rays(sub.cameras)[None],
-               torch.zeros(1, cfg.expression_dim), features=feats[None])
+    maps = inputs.forward(net, torch.zeros(1, cfg.expression_dim))
 print("Gaussian maps with the feature path:", tuple(maps.means.shape), "->", int(maps.mask.sum()), "Gaussians kept")
 
 # %% [markdown]

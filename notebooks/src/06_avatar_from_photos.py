@@ -98,7 +98,7 @@ cap = avatar.capture
 fig, axes = plt.subplots(1, 4, figsize=(12, 3))
 axes[0].imshow(cap.images[0]); axes[0].set_title("crop the network sees")
 axes[1].imshow(cap.masks[0], cmap="gray"); axes[1].set_title("mask")
-axes[2].imshow(np.clip(avatar.prior.positions[0] / 0.3 + 0.5, 0, 1) * (cap.masks[0] > 0.5)[..., None])
+axes[2].imshow(np.clip(avatar.prior.numpy().positions[0] / 0.3 + 0.5, 0, 1) * (cap.masks[0] > 0.5)[..., None])
 axes[2].set_title("prior positions (xyz→rgb)")
 axes[3].imshow(avatar.render((0, 0), size=192)); axes[3].set_title("avatar, frontal render")
 for a in axes:

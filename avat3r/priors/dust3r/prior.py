@@ -109,7 +109,7 @@ class Dust3rPrior:
         pos = o + d * (depth / z_per_unit.clamp(min=1e-8))[..., None]
         if self.config.use_masks and capture.masks is not None:
             conf = conf * torch.as_tensor(capture.masks >= 0.5, device=dev).float()
-        return PriorOutput(pos.float().cpu().numpy(), conf.float().cpu().numpy())
+        return PriorOutput(pos.float(), conf.float())
 
     # ---- PositionPrior -------------------------------------------------------------------------------
     def __call__(self, capture: Capture) -> PriorOutput:
