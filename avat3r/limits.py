@@ -33,3 +33,7 @@ MAX_EXPRESSION_ABS = 10.0           # |code value|; the shipped expression space
 SESSION_DISK_MB = 300               # files one browser session may keep on the server
 TOTAL_DISK_MB = 4_000               # all sessions together; the oldest sessions are deleted first
 UPLOADS_PER_MINUTE = 12             # creations per client per minute
+
+# -- generated heads (GGHead route) -----------------------------------------------------------------------
+MAX_SEED = 2**31 - 1                # seeds are 0 .. MAX_SEED (torch.Generator seeds; same head on every machine)
+TRUNCATION_RANGE = (0.0, 2.0)       # GGHead truncation psi: 0 = the average head, 1 = untruncated, >1 exaggerates

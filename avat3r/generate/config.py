@@ -93,13 +93,14 @@ _M = 1 / 2.682716929557429  # GGHead registers FLAME (metres) to a BFM frame sca
 PRESETS: dict[str, GGHeadConfig] = {
     # GGHead's own architecture on GGHead's FLAME template (official checkpoints)
     "gghead": GGHeadConfig(template="flame", world_scale=1.0, preset="gghead"),
-    # small: our shipped weights (SynthHeads template, 128^2 maps, 128^2 Gaussians)
+    # small: our shipped weights (SynthHeads template, 128^2 maps, 128^2 Gaussians, black background as SynthHeads)
     "small": GGHeadConfig(z_dim=256, w_dim=256, mapping_layers=4, plane_resolution=128, channel_base=8192,
                           channel_max=256, n_uniform=128, template_resolution=128, world_scale=_M,
-                          image_resolution=128, preset="small"),
+                          image_resolution=128, background=(0.0, 0.0, 0.0), preset="small"),
     # tiny: tests and notebooks (random weights in a second)
     "tiny": GGHeadConfig(z_dim=32, w_dim=32, mapping_layers=2, plane_resolution=32, channel_base=512, channel_max=32,
-                         n_uniform=48, template_resolution=64, world_scale=_M, image_resolution=64, preset="tiny"),
+                         n_uniform=48, template_resolution=64, world_scale=_M, image_resolution=64,
+                         background=(0.0, 0.0, 0.0), preset="tiny"),
 }
 
 

@@ -185,6 +185,18 @@ class GGHeadGenerator(nn.Module):
             alphas.append(r.alpha)
         return torch.cat(rgbs), torch.cat(alphas)
 
+    def render_batch(self, out: dict, cameras: Cameras, background=None, backend: str = "auto"):
+        """Sample i into camera i for all B samples in ONE rasterisation (training): each head and its camera are
+        moved 100 m apart along world y, so no camera sees another head (elevations stay far from +-90 deg).
+        Returns (rgb [B, H, W, 3], alpha [B, H, W, 1]); differentiable."""
+        B = out["position"].shape[0]
+        dev = out["position"].device
+        cams = cameras.to(dev)
+        gs = [self.gaussians(out, i, view_from=cams.centers[i]) for i in range(B)]
+        offs = torch.zeros(B, 3, device=dev)
+        offs[:, 1] = 100.0 * torch.arange(B, device=dev)
+        return render_offset(gs, cams, offs, self.config.background if background is None else background, backend)
+
     @torch.no_grad()
     def sample(self, seed: int, truncation: float = 0.7, c: torch.Tensor | None = None, device=None) -> dict:
         """One head from a seed (z ~ N(0, I) drawn by a seeded CPU generator, so seeds agree across devices)."""
@@ -202,6 +214,21 @@ class GGHeadGenerator(nn.Module):
         w2c = look_at(torch.tensor([0.0, 0.0, DEFAULT_CAMERA_DISTANCE]))[None]
         K = intrinsics_from_fov(DEFAULT_FOV_DEG, 64)[None]
         return camera_labels(Cameras(K=K, world_to_cam=w2c, width=64, height=64), self.config.world_scale).to(device)
+
+
+def render_offset(gaussians: list[Gaussians], cameras: Cameras, offsets: torch.Tensor, background, backend: str = "auto"):
+    """Render gaussians[i] into cameras[i] in one call: set i and camera i translated by offsets[i] [B, 3] (world)."""
+    from ..render import render
+
+    means = torch.cat([g.means + offsets[i] for i, g in enumerate(gaussians)])
+    g = Gaussians(means=means, quats=torch.cat([g.quats for g in gaussians]), scales=torch.cat([g.scales for g in gaussians]),
+                  opacities=torch.cat([g.opacities for g in gaussians]), colors=torch.cat([g.colors for g in gaussians]))
+    w2c = cameras.world_to_cam.clone()
+    w2c[:, :3, 3] = w2c[:, :3, 3] - (w2c[:, :3, :3] @ offsets[:, :, None])[..., 0]
+    cams = Cameras.__new__(Cameras)
+    cams.K, cams.world_to_cam, cams.width, cams.height = cameras.K, w2c, cameras.width, cameras.height
+    r = render(g, cams, background=background, backend=backend)
+    return r.color, r.alpha
 
 
 def _axis_angle_to_quaternion(r: torch.Tensor) -> torch.Tensor:
