@@ -272,6 +272,23 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    """A GGHead head (seed, truncation) -> its .ply, the four views as a capture folder, the Avat3r avatar."""
+    from .generate.avatar import check_request, generate_avatar
+    from .generate.hub import load_generator
+    from .pipeline import load_pipeline
+
+    seed, trunc = check_request(args.seed, args.truncation)  # bad requests are refused before anything loads
+    G = load_generator(args.generator, device=args.device or "cpu")
+    pipe = load_pipeline(args.weights, device=args.device)
+    with _Bar("generate", args.quiet) as bar:
+        paths = generate_avatar(seed, trunc, args.out, generator=G, pipe=pipe, frames=args.frames,
+                                frames_per_step=args.frames_per_step, video_size=args.size, progress=bar)
+    for name, p in paths.items():
+        _say(args, f"wrote {p}  ({name})")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train import train_main
 
@@ -364,6 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=256)
     common(s)
     s.set_defaults(func=cmd_synth)
+
+    g = sub.add_parser("generate", help="a GGHead head (seed) -> its .ply, 4 views (capture folder) and the animated Avat3r avatar")
+    g.add_argument("--seed", type=int, required=True, help="which head (0 .. 2^31-1)")
+    g.add_argument("--truncation", type=float, default=0.7, help="GGHead truncation psi in [0, 2] (default 0.7)")
+    g.add_argument("-o", "--out", default="generated", help="output folder (default ./generated)")
+    g.add_argument("--generator", default=None, help="GGHead weights directory or official .pkl (default $AVAT3R_GGHEAD_WEIGHTS or weights/gghead)")
+    g.add_argument("--weights", default=None, help="Avat3r checkpoint (default: the shipped weights/)")
+    g.add_argument("--device", default=None)
+    g.add_argument("--frames", type=int, default=24, help="turntable frames; 0 = none (default 24)")
+    g.add_argument("--size", type=int, default=256, help="video size in pixels (default 256)")
+    g.add_argument("--frames-per-step", type=int, default=8, help="expression clip: frames between presets (default 8)")
+    common(g)
+    g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="train a model (see `avat3r train --help`)", add_help=False)
     t.add_argument("rest", nargs=argparse.REMAINDER)

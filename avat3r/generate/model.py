@@ -217,9 +217,15 @@ class GGHeadGenerator(nn.Module):
 
 
 def render_offset(gaussians: list[Gaussians], cameras: Cameras, offsets: torch.Tensor, background, backend: str = "auto"):
-    """Render gaussians[i] into cameras[i] in one call: set i and camera i translated by offsets[i] [B, 3] (world)."""
+    """Render gaussians[i] into cameras[i] -> (rgb [B, H, W, 3], alpha [B, H, W, 1]).
+
+    On CUDA in one call: set i and camera i translated by offsets[i] [B, 3] (world), so the rasteriser's frustum
+    culling drops the other heads. Elsewhere one call per pair (the torch renderer does not cull as cheaply)."""
     from ..render import render
 
+    if gaussians[0].device.type != "cuda":
+        outs = [render(g, cameras[i: i + 1].to(g.device), background=background, backend=backend) for i, g in enumerate(gaussians)]
+        return torch.cat([o.color for o in outs]), torch.cat([o.alpha for o in outs])
     means = torch.cat([g.means + offsets[i] for i, g in enumerate(gaussians)])
     g = Gaussians(means=means, quats=torch.cat([g.quats for g in gaussians]), scales=torch.cat([g.scales for g in gaussians]),
                   opacities=torch.cat([g.opacities for g in gaussians]), colors=torch.cat([g.colors for g in gaussians]))

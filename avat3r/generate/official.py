@@ -52,7 +52,8 @@ def _attr_name(a) -> str:
 
 
 def config_from_official(cfg_stub) -> GGHeadConfig:
-    """GGHead's pickled ``GGHeadConfig`` (a stub's state) -> our config; refuses settings our generator lacks."""
+    """GGHead's pickled ``GGHeadConfig`` (a stub's state) -> our config; refuses settings our generator lacks.
+    world_scale undoes GGHead's FLAME -> BFM scaling (x 2.68), so rendered heads come out in metres."""
     c = _state(cfg_stub)
     if not isinstance(c, dict) or "plane_resolution" not in c:
         raise CheckpointError("the checkpoint's G_ema has no GGHead config (_config): not a GGHead checkpoint")
@@ -99,7 +100,7 @@ def config_from_official(cfg_stub) -> GGHeadConfig:
         rotation_activation=bool(c.get("use_rotation_activation", False)),
         rotation_attenuation=float(c.get("rotation_attenuation", 1)),
         color_overshoot=float(c.get("color_overshoot", 0)), opacity_overshoot=float(c.get("opacity_overshoot", 0)),
-        world_scale=1.0, image_resolution=int(c.get("neural_rendering_resolution", 512)), preset="gghead-official",
+        world_scale=1 / 2.682716929557429, image_resolution=int(c.get("neural_rendering_resolution", 512)), preset="gghead-official",
     )
 
 

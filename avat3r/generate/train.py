@@ -54,6 +54,8 @@ class TrainConfig:
     elevation: tuple = (-20.0, 30.0)
     radius: tuple = (0.9, 1.1)
     fov_deg: float = 20.0
+    d_channel_base: int = 8192     # discriminator width: min(base / res, max) channels per resolution
+    d_channel_max: int = 256
     seed: int = 0
 
 
@@ -172,7 +174,8 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
         gcfg = preset(tc.preset)
     torch.manual_seed(tc.seed)
     G = GGHeadGenerator(gcfg).to(dev).train()
-    D = Discriminator(gcfg.c_dim, gcfg.image_resolution).to(dev).train()
+    D = Discriminator(gcfg.c_dim, gcfg.image_resolution, channel_base=tc.d_channel_base,
+                      channel_max=tc.d_channel_max).to(dev).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     ratio = tc.r1_interval / (tc.r1_interval + 1)  # EG3D's lazy-regularisation correction of D's Adam
     opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=(0.0, 0.99), eps=1e-8)
@@ -197,9 +200,9 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     logf = open(out / "log.jsonl", "a")
     t0 = time.time()
     budget = minutes * 60
-    last = {"t": t0, "nimg": progress["nimg"]}
     step0 = progress["step"]
-    while time.time() - t0 < budget:
+    last = {"t": t0, "nimg": progress["nimg"]}
+    while progress["step"] == step0 or time.time() - t0 < budget:  # at least one step
         step = progress["step"]
         if step % 50 == 0:
             pool.refresh()

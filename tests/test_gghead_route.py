@@ -1,0 +1,132 @@
+"""The GGHead route: weights on disk, training with resume, the 'gghead' input source, `avat3r generate`."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from avat3r.errors import CheckpointError, InputError
+from avat3r.generate import GGHeadGenerator, preset
+from avat3r.generate.hub import load_generator, save_generator
+
+
+@pytest.fixture(scope="module")
+def tiny_gen(tmp_path_factory):
+    """A random-weight ``tiny`` GGHead generator saved as config.json + model.safetensors -> (dir, generator)."""
+    torch.manual_seed(0)
+    G = GGHeadGenerator(preset("tiny")).eval()
+    d = save_generator(G, tmp_path_factory.mktemp("gghead") / "tiny")
+    return d, G
+
+
+def test_weights_round_trip_and_wrong_kind(tiny_gen, tmp_path):
+    d, G = tiny_gen
+    G2 = load_generator(d, cache=False)
+    a, b = G.sample(5, 0.7), G2.sample(5, 0.7)
+    assert torch.equal(a["maps"], b["maps"]) and torch.equal(a["position"], b["position"])
+    with pytest.raises(CheckpointError, match="missing config.json, model.safetensors"):
+        load_generator(tmp_path / "nothing", cache=False)
+    bad = tmp_path / "avat3r_ckpt"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"model_type": "avat3r"}))
+    (bad / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="not a GGHead generator"):
+        load_generator(bad, cache=False)
+
+
+def test_gghead_source_renders_four_posed_views(tiny_gen):
+    from avat3r.sources import get_source, list_sources
+
+    _, G = tiny_gen
+    assert "gghead" in [s.name for s in list_sources()]
+    src = get_source("gghead")
+    assert src.takes == "seed"
+    res = src.to_capture(3, size=64, truncation=0.5, generator=G)
+    cap = res.capture
+    assert len(cap) == 4 and cap.images.shape == (4, 64, 64, 3) and cap.masks.shape == (4, 64, 64)
+    assert (cap.masks.reshape(4, -1).mean(1) > 0.05).all()  # the head is in every view
+    az = np.degrees(np.arctan2(cap.cameras.centers[:, 0], cap.cameras.centers[:, 2])).round()
+    assert list(az) == [-60, -20, 20, 60]
+    assert "seed 3" in res.report[0]
+    for seed, trunc, msg in ((-1, 0.7, "seed must be in"), (2**31, 0.7, "seed must be in"), (3.5, 0.7, "whole number"),
+                             (3, 2.01, "truncation must be in"), (3, float("nan"), "truncation must be in"),
+                             ("3; rm -rf /", 0.7, "whole number")):
+        with pytest.raises(InputError, match=msg):
+            src.to_capture(seed, size=64, truncation=trunc, generator=G)
+    with pytest.raises(InputError, match="cameras and masks"):
+        src.to_capture(3, size=64, generator=G, cameras=cap.cameras)
+
+
+def test_cli_generate_writes_head_views_and_avatar(tiny_gen, ckpt, tmp_path):
+    from avat3r.cli import main
+    from avat3r.data.capture_folder import read_capture_folder
+    from avat3r.io.ply import load_ply
+
+    d, G = tiny_gen
+    out = tmp_path / "gen"
+    rc = main(["-q", "generate", "--seed", "7", "--truncation", "0.6", "--generator", str(d), "--weights", str(ckpt),
+               "--device", "cpu", "-o", str(out), "--frames", "2", "--size", "48", "--frames-per-step", "1"])
+    assert rc == 0
+    g = load_ply(out / "gghead.ply")
+    assert len(g) == G.num_gaussians
+    cap = read_capture_folder(out / "capture")
+    assert len(cap) == 4 and cap.masks is not None
+    assert len(load_ply(out / "avatar.ply")) > 100
+    for v in ("turntable.mp4", "expressions.mp4"):
+        assert (out / v).stat().st_size > 1000
+    # bad requests: a clear message, exit code 2, nothing written
+    for extra, in_msg in ((["--seed", "-3"], "seed"), (["--seed", "1", "--truncation", "3"], "truncation")):
+        o2 = tmp_path / f"bad{len(extra)}"
+        assert main(["-q", "generate", *extra, "--generator", str(d), "-o", str(o2)]) == 2
+        assert not o2.exists()
+
+
+class _Payload:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_cli_generate_refuses_a_code_running_pickle(tmp_path, capsys):
+    from avat3r.cli import main
+
+    marker = tmp_path / "ran"
+    pkl = tmp_path / "network-snapshot.pkl"
+    pkl.write_bytes(pickle.dumps({"G_ema": _Payload(marker)}))
+    assert main(["generate", "--seed", "1", "--generator", str(pkl), "-o", str(tmp_path / "o")]) == 2
+    assert "Nothing was executed" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_training_runs_and_resumes(tmp_path):
+    from safetensors.torch import save_file
+
+    from avat3r.generate.train import TrainConfig, train
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    G0 = GGHeadGenerator(preset("tiny")).eval()
+    tensors = {}
+    for i in range(2):  # a pool of two head-shaped Gaussian sets (real heads come from SynthHeads; slow on CPU)
+        g = G0.gaussians(G0.sample(i, 0.5), 0)
+        tensors.update({f"{i}.{f}": getattr(g, f).half().contiguous() for f in ("means", "quats", "scales", "opacities", "colors")})
+    save_file(tensors, str(pool / "pool_000.safetensors"))
+    tc = TrainConfig(preset="tiny", batch=2, r1_interval=1, d_channel_base=256, d_channel_max=16)
+    p1 = train(tmp_path / "a", pool, 0.0, tc, device="cpu")  # a zero budget still runs one step and checkpoints
+    assert p1["step"] == 1 and p1["nimg"] == 2
+    ck = tmp_path / "a" / "ckpt"
+    for f in ("G", "D", "G_ema", "opt_g", "opt_d"):
+        assert (ck / f"{f}.safetensors").is_file()
+    p2 = train(tmp_path / "b", pool, 0.0, resume=ck, device="cpu")
+    assert p2["step"] == 2 and p2["nimg"] == 4
+    G = load_generator(tmp_path / "b" / "G_ema", cache=False)
+    assert G.config.preset == "tiny" and torch.isfinite(G.sample(0)["maps"]).all()
+    rec = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert rec and {"loss_g", "loss_d", "r1", "img_s"} <= set(rec[0])
