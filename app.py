@@ -367,6 +367,92 @@ drag the 3D view to orbit. In **Animate**, change the expression or play a seque
 machine; photos are not kept."""
 
 
+# ---- generated heads (GGHead -> Avat3r; docs/GGHEAD.md) ---------------------------------------------------
+def gghead_unavailable() -> str | None:
+    """Why the 'Generate a head' route cannot run here (no GGHead weights), or None."""
+    from avat3r.sources import get_source
+
+    return get_source("gghead").available()
+
+
+def surprise_seed() -> int:
+    """A random seed for 'Surprise me'."""
+    import secrets
+
+    from avat3r.limits import MAX_SEED
+
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+@GPU
+def generate_head(seed, truncation, progress=gr.Progress()):
+    """Seed + truncation -> (session state, GGHead head viewer .ply, Avat3r avatar viewer .ply, expression clip,
+    report, avatar .ply download). The GGHead head and the animated Avat3r avatar are shown side by side."""
+    from avat3r.errors import Avat3rError
+    from avat3r.generate.avatar import check_request, generated_capture, head_gaussians
+    from avat3r.generate.hub import load_generator
+    from avat3r.io.ply import save_ply
+    from avat3r.io.video import write_video
+    from avat3r.pipeline import expression_sequence, viewer_gaussians
+
+    t0 = time.time()
+    try:
+        seed, truncation = check_request(seed, truncation)  # refused before anything loads
+        why = gghead_unavailable()
+        if why:
+            raise UserError(why, title="No GGHead weights")
+        progress(0.0, desc="loading the models")
+        pipe = get_pipeline()
+        G = load_generator(device=pipe.device)
+        progress(0.1, desc=f"GGHead: sampling head {seed}")
+        cap, out = generated_capture(G, seed, truncation, pipe.image_size)
+        work = _session_dir()
+        head_ply = work / f"gghead_{uuid.uuid4().hex[:6]}.ply"
+        save_ply(head_ply, viewer_gaussians(head_gaussians(G, out)), orientation="y_up")
+        progress(0.25, desc="Avat3r: reconstructing from the four views")
+        avatar = pipe.reconstruct(cap, progress=_progress_cb(progress, 0.25, 0.6))
+    except Avat3rError as e:
+        raise _user_error(e) from None
+    neutral = avatar.expression_code(None)
+    viewer = _viewer_ply(avatar, neutral, work, "neutral")
+    ply = str(avatar.save_ply(work / "avatar.ply"))
+    space = pipe.expression_space
+    keys = [k for k in ("neutral", "smile", "surprise") if k in space.presets] or list(space.presets)[:1]
+    codes = expression_sequence(space, keys, 6)
+    frames = avatar.animation(codes, (20.0, 5.0), size=VIDEO_SIZE, progress=_progress_cb(progress, 0.65, 0.95))
+    clip = str(write_video(work / f"generated_{uuid.uuid4().hex[:6]}.mp4", frames, fps=12))
+    report = "\n".join(avatar.report + [f"GGHead head {seed} (truncation {truncation:g}) -> animated avatar in "
+                                        f"{time.time() - t0:.1f} s"])
+    state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
+    return state, str(head_ply), viewer, clip, report, ply
+
+
+def _gghead_tab(state, viewer, ply_file) -> None:
+    """The 'Generate a head' tab: seed, truncation, Surprise me; GGHead head and animated avatar side by side."""
+    from avat3r.limits import MAX_SEED, TRUNCATION_RANGE
+
+    why = gghead_unavailable()
+    if why:
+        gr.Markdown(f"> {why}", elem_id="gghead-missing")
+    with gr.Row():
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed", elem_id="gghead-seed")
+        trunc = gr.Slider(TRUNCATION_RANGE[0], TRUNCATION_RANGE[1], value=0.7, step=0.05,
+                          label="truncation (0 = average head, 1 = untruncated)", elem_id="gghead-trunc")
+    with gr.Row():
+        gen_btn = gr.Button("Generate", variant="primary", elem_id="gghead-btn")
+        surprise = gr.Button("Surprise me", elem_id="gghead-surprise")
+    with gr.Row():
+        head_view = gr.Model3D(label="GGHead head (static)", height=300, elem_id="gghead-head")
+        clip = gr.Video(label="Avat3r avatar, animated", autoplay=True, loop=True, interactive=False, height=300,
+                        elem_id="gghead-clip")
+    gen_report = gr.Textbox(label="What was done", lines=4, interactive=False, elem_id="gghead-report")
+    outs = [state, head_view, viewer, clip, gen_report, ply_file]
+    gen_btn.click(generate_head, inputs=[seed, trunc], outputs=outs, api_name="generate_head", concurrency_limit=1,
+                  concurrency_id="model")
+    surprise.click(surprise_seed, outputs=seed, api_name="surprise_seed", queue=False).then(
+        generate_head, inputs=[seed, trunc], outputs=outs, api_name=False, concurrency_limit=1, concurrency_id="model")
+
+
 def build_demo() -> gr.Blocks:
     cfg = read_config()
     examples = list_examples()
@@ -426,6 +512,7 @@ def build_demo() -> gr.Blocks:
                                 azimuth = gr.Slider(-90, 90, value=20, step=5, label="view azimuth (°)")
                                 elevation = gr.Slider(-30, 45, value=5, step=5, label="view elevation (°)")
                             play_btn = gr.Button("Play", variant="primary", elem_id="play-btn")
+                    gen_tab = gr.Tab("3 · Generate a head", id="generate")
             with gr.Column(scale=6):
                 viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")
                 video = gr.Video(label="Video (turntable, or the animation you play)", autoplay=True, loop=True,
@@ -433,6 +520,8 @@ def build_demo() -> gr.Blocks:
                 ply_file = gr.File(label="Download the avatar (.ply, 3D Gaussian splats, metres, y-up)",
                                    interactive=False, elem_id="ply")
 
+        with gen_tab:
+            _gghead_tab(state, viewer, ply_file)
         example.change(example_files, inputs=example, outputs=files, api_name="example_files", queue=False)
         create_btn.click(create, inputs=[files, example], outputs=[state, preview, report, viewer, ply_file], api_name="create",
                          concurrency_limit=1, concurrency_id="model", show_progress_on=[preview, viewer]).success(
