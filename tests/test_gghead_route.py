@@ -50,7 +50,8 @@ def test_gghead_source_renders_four_posed_views(tiny_gen):
     cap = res.capture
     assert len(cap) == 4 and cap.images.shape == (4, 64, 64, 3) and cap.masks.shape == (4, 64, 64)
     assert (cap.masks.reshape(4, -1).mean(1) > 0.05).all()  # the head is in every view
-    az = np.degrees(np.arctan2(cap.cameras.centers[:, 0], cap.cameras.centers[:, 2])).round()
+    ctr = cap.cameras.centers.numpy()
+    az = np.degrees(np.arctan2(ctr[:, 0], ctr[:, 2])).round()
     assert list(az) == [-60, -20, 20, 60]
     assert "seed 3" in res.report[0]
     for seed, trunc, msg in ((-1, 0.7, "seed must be in"), (2**31, 0.7, "seed must be in"), (3.5, 0.7, "whole number"),

@@ -238,4 +238,7 @@ def module_state_dict(obj, prefix: str = "") -> dict[str, torch.Tensor]:
     for k, m in (st.get("_modules") or {}).items():
         if m is not None:
             out.update(module_state_dict(m, prefix + k + "."))
+    bad = [k for k, v in out.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"pickled module entries {bad[:5]} are not tensors (an unsupported tensor format?)")
     return out
