@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..priors.registry import PRIORS as _ALL_PRIORS
 from ..priors.registry import render_maps
 from ..priors.visual_hull import VisualHullConfig
+from . import augment as aug
 from .dome import DomeConfig, back_only, fold_head_pose, head_crops, head_pose_matrix, make_dome
 from .expressions import sample_expression
 from .identity import split_seeds
@@ -56,8 +57,10 @@ class SamplerConfig:
     backend: str = "auto"               # renderer backend
     dome: DomeConfig = field(default_factory=DomeConfig)
     hull: VisualHullConfig = field(default_factory=VisualHullConfig)
+    augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)  # robustness; all off (training split only)
 
     def validate(self) -> None:
+        self.augment = aug.as_augment_config(self.augment)
         if not 1 <= self.num_inputs <= 8:
             raise InputError(f"SamplerConfig.num_inputs must be in 1..8, got {self.num_inputs}")
         if self.num_targets < 1:
@@ -97,17 +100,42 @@ class SynthHeadsSampler:
         """The training sample of ``index`` (see the module docstring), made on ``config.device``."""
         return self.realize(self.plan(index))
 
-    def plan(self, index: int, device: str | torch.device | None = None) -> dict:
+    @property
+    def augmenting(self) -> bool:
+        """Whether this sampler's samples are augmented (some switch on, and a training split or ``in_eval``)."""
+        a = self.config.augment
+        return a.any and (a.in_eval or (self.config.split == "train" and self.config.identities is None))
+
+    def plan(self, index: int, device: str | torch.device | None = None, identity: int | None = None) -> dict:
         """The CPU-friendly half of a sample: random draws, cameras and the posed heads (no rendering).
 
         Posing is many small tensor ops: on a GPU it is launch-bound (~43 ms for 5 heads on an H100) while one
         CPU core does it in ~60 ms, so training poses in DataLoader workers (``device="cpu"``) and renders the
-        plans on the GPU (``realize``). ``sample(i) == realize(plan(i))`` whatever the device of the plan."""
-        cfg = self.config
+        plans on the GPU (``realize``). ``sample(i) == realize(plan(i))`` whatever the device of the plan.
+        identity: use this identity seed instead of the index's (the batched engine's identity pool)."""
         dev = torch.device(device) if device is not None else self.device
+        p = self.draw(index, identity)
+        rig = get_rig(p["identity_seed"], dev)
+        z_in, z_t = p["z_in"], p["z_t"]
+        V = self.config.num_inputs
+        if self.config.consistent_inputs:
+            heads = rig.pose(np.concatenate([z_in[:1], z_t[None]]))
+            g_in, g_t = [heads[0]] * V, heads[1]
+        else:
+            heads = rig.pose(np.concatenate([z_in, z_t[None]]))
+            g_in, g_t = heads[:V], heads[V]
+        p.update(heads_in=list(g_in), head_target=g_t)
+        return p
+
+    def draw(self, index: int, identity: int | None = None) -> dict:
+        """Every random draw of sample ``index`` (identity, expressions, head poses, cameras, augmentation
+        parameters) without building or posing the head: a plan minus the heads."""
+        cfg = self.config
         rng = np.random.default_rng([cfg.seed, int(index), 0xDA7A])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         ident = self.identity_for(index, rng)
+        if identity is not None:
+            ident = int(identity)
         V, T = cfg.num_inputs, cfg.num_targets
         # expressions and head poses: one per input "timestep", one for the target timestep
         z_t = sample_expression(rng)
@@ -127,16 +155,13 @@ class SynthHeadsSampler:
         cam_in = Cameras.cat([fold_head_pose(full[i], poses_in[k]) for k, i in enumerate(in_ids)])
         cam_in = head_crops(cam_in, cfg.input_size, jitter=cfg.crop_jitter, generator=gen)
         cam_t = head_crops(fold_head_pose(full[tg_ids], pose_t), cfg.target_size, jitter=cfg.crop_jitter, generator=gen)
-        rig = get_rig(ident, dev)
-        if cfg.consistent_inputs:
-            heads = rig.pose(np.concatenate([z_in[:1], z_t[None]]))
-            g_in, g_t = [heads[0]] * V, heads[1]
-        else:
-            heads = rig.pose(np.concatenate([z_in, z_t[None]]))
-            g_in, g_t = heads[:V], heads[V]
-        return {"heads_in": list(g_in), "head_target": g_t, "input_cameras": cam_in, "target_cameras": cam_t,
-                "z_t": z_t, "z_in": z_in, "identity_seed": ident, "index": int(index),
-                "in_ids": in_ids, "tg_ids": tg_ids}
+        out = {"input_cameras": cam_in, "target_cameras": cam_t, "z_t": z_t, "z_in": z_in, "identity_seed": ident,
+               "index": int(index), "in_ids": in_ids, "tg_ids": tg_ids}
+        if self.augmenting:
+            prm = aug.draw_params(cfg.augment, cfg.seed, index, V)
+            out["input_cameras"] = aug.perturb_crops(cam_in, prm, cfg.augment)
+            out["augment"] = prm
+        return out
 
     def realize(self, plan: dict, device: str | torch.device | None = None) -> dict:
         """Render a ``plan`` (input views, supervision views) and compute its position prior on ``device``."""
@@ -149,11 +174,16 @@ class SynthHeadsSampler:
         cam_in_d, cam_t_d = cam_in.to(dev), cam_t.to(dev)
         g_in = [g.to(dev) for g in plan["heads_in"]]
         g_t = plan["head_target"].to(dev)
+        prm = plan.get("augment")
+        if prm is not None and cfg.augment.lighting:  # one light per sample: inputs and targets alike
+            g_in = [_recolor(g, aug.relight(g.colors[None], g.quats[None], [prm], [0], cfg.augment)[0]) for g in g_in]
+            g_t = _recolor(g_t, aug.relight(g_t.colors[None], g_t.quats[None], [prm], [0], cfg.augment)[0])
         with torch.no_grad():
             outs = [render(g_in[k], cam_in_d[k], backend=cfg.backend) for k in range(V)]
             img_in = torch.cat([o.color for o in outs])
             a_in = torch.cat([o.alpha for o in outs])
             out_t = render(g_t, cam_t_d, backend=cfg.backend)
+            img_in, a_in, cam_in_d = finish_inputs(img_in, a_in, cam_in_d, [prm] if prm is not None else None, cfg, dev)
             m_in = a_in[..., 0].clamp(0, 1)
             depth = torch.cat([o.depth for o in outs])[..., 0] if cfg.prior == "oracle" else None
             pos, conf = render_maps(cfg.prior, m_in, cam_in_d, depth, cfg.hull)
@@ -175,6 +205,30 @@ class SynthHeadsSampler:
         }
 
 
+def _recolor(g, colors):
+    from ..gaussians import Gaussians
+
+    return Gaussians(g.means, g.quats, g.scales, g.opacities, colors)
+
+
+def finish_inputs(img: torch.Tensor, alpha: torch.Tensor, cams: Cameras, prms: list[dict] | None, cfg: SamplerConfig,
+                  device) -> tuple[torch.Tensor, torch.Tensor, Cameras]:
+    """The input-side augmentations after rendering, for S samples of V views at once: rendered colours
+    [S*V, H, W, 3] and alpha [S*V, H, W, 1], the true cameras (S*V) -> (input images, the masks a front end would
+    give, the cameras it would estimate), channels last like the renderer's output. prms None: unchanged."""
+    if prms is None:
+        return img, alpha, cams
+    a = cfg.augment
+    gens = [torch.Generator(device=device).manual_seed(p["torch_seed"]) for p in prms]
+    x, m = img.permute(0, 3, 1, 2), alpha.permute(0, 3, 1, 2)
+    x, m = aug.perturb_masks(x, m, prms, a, gens)
+    x = aug.photometric(x, prms, a, gens)
+    V = len(cams) // len(prms)
+    if a.camera:
+        cams = Cameras.cat([aug.perturb_cameras(cams[s * V:(s + 1) * V], p, a) for s, p in enumerate(prms)])
+    return x.permute(0, 2, 3, 1), m.permute(0, 2, 3, 1), cams
+
+
 def collate(samples: list[dict]) -> dict:
     """Batch samples: tensors are stacked [B, ...]; Cameras and ints become lists."""
     out = {}
@@ -192,8 +246,9 @@ class SynthHeadsDataset(torch.utils.data.Dataset):
     ``deferred`` is True). The sample is the same either way."""
 
     def __init__(self, config: SamplerConfig | None = None, length: int = 100_000, offset: int = 0,
-                 plan_device: str | None = None, **overrides):
+                 plan_device: str | None = None, engine: dict | None = None, **overrides):
         self.sampler = SynthHeadsSampler(config, **overrides)
+        self.engine_options = dict(engine or {})  # EngineConfig fields for the trainer's data engine
         self.length, self.offset = int(length), int(offset)
         self.plan_device = plan_device
 

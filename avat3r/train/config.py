@@ -50,6 +50,7 @@ class TrainConfig:
     num_supervision: int = 8  # supervision views of the target expression (paper: 8)
     input_size: int | None = None  # input resolution; None = the model preset's image_size (paper 512)
     supervision_size: int | None = None  # render/target resolution; None = round(input_size * 667 / 512)
+    data_engine: str = "auto"  # batched SynthHeads engine (avat3r.data.engine): "auto" = on for CUDA, "on", "off"
     num_workers: int = -1  # DataLoader workers per rank; -1 = auto: 2 on CPU; on CUDA the rank's CPU cores - 2 (<= 16), posing heads
 
     # ---- optimisation (paper Sec. 4.1) ------------------------------------------------------------
@@ -106,6 +107,8 @@ class TrainConfig:
                 raise bad(f, f"must be >= 1, got {getattr(self, f)}")
         if self.lr <= 0:
             raise bad("lr", f"must be > 0, got {self.lr}")
+        if self.data_engine not in ("auto", "on", "off"):
+            raise bad("data_engine", f"must be 'auto', 'on' or 'off', got {self.data_engine!r}")
         if self.data not in ("synthheads", "ava256"):
             raise bad("data", f"must be 'synthheads' or 'ava256', got {self.data!r}")
         from ..priors.registry import get_spec

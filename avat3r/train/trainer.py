@@ -267,8 +267,41 @@ class Trainer:
         return terms
 
     # ---- the loop ------------------------------------------------------------------------------------
+    def _data_engine(self):
+        """The batched SynthHeads engine (``avat3r.data.engine``) when ``cfg.data_engine`` asks for it: "auto" = on
+        for SynthHeads on CUDA; "on" = also on a CPU (tests). None: the per-sample DataLoader path."""
+        mode = self.cfg.data_engine
+        from ..data.sampler import SynthHeadsDataset
+
+        is_synth = isinstance(self.dataset, SynthHeadsDataset)
+        if mode == "off" or (mode == "auto" and not (is_synth and self.device.type == "cuda")):
+            return None
+        if not is_synth:
+            raise InputError("data_engine='on' needs the SynthHeads dataset (data='synthheads')")
+        if getattr(self, "_engine", None) is None:
+            from ..data.engine import DataEngine, EngineConfig
+
+            sampler = self.dataset.sampler
+            if sampler.device != self.device:
+                sampler.config.device = str(self.device)
+                sampler.device = self.device
+            self._engine = DataEngine(sampler, EngineConfig(**(self.dataset.engine_options or {})))
+            if self.info.is_main:
+                log.info("data: SynthHeads engine on %s (pool %d identities, %d steps per chunk)", self.device,
+                         self._engine.config.pool_size, self._engine.config.chunk_steps)
+        return self._engine
+
     def _loader(self, start: int, stop: int):
-        """Batches of steps start..stop-1. A ``deferred`` dataset's workers return plans, rendered here on the device."""
+        """Batches of steps start..stop-1. A ``deferred`` dataset's workers return plans, rendered here on the device;
+        with the data engine, whole chunks of steps are built on the device (see ``avat3r.data.engine``)."""
+        engine = self._data_engine()
+        if engine is not None:
+            B, W, R, n, seed = self.cfg.batch_size, self.info.world_size, self.info.rank, len(self.dataset), self.cfg.seed
+
+            def items_of_step(step: int) -> list[tuple[int, int]]:  # (dataset index, training position)
+                return [(sample_index(step, R, i, B, W, n, seed), step * W * B + R * B + i) for i in range(B)]
+
+            return (collate(samples) for samples in engine.iterate(items_of_step, start, stop))
         items = _StepItems(self.dataset, start, stop, self.cfg.batch_size, self.info, self.cfg.seed)
         nw = resolve_workers(self.cfg, self.device)
         deferred = bool(getattr(self.dataset, "deferred", False))
@@ -381,6 +414,9 @@ class Trainer:
         return summary
 
     def close(self) -> None:
+        if getattr(self, "_engine", None) is not None:
+            self._engine.close()
+            self._engine = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
