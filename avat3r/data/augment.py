@@ -251,22 +251,23 @@ def perturb_masks(images: torch.Tensor, masks: torch.Tensor, prms: list[dict], c
     edged = ((blur - thr) / 0.04 + 0.5).clamp(0, 1)
     on = torch.as_tensor(cat("edge_on"), device=dev)[:, None, None, None]
     m = torch.where(on, edged, masks)
-    holes = (fields[:, :1] > 1.1).float() * torch.as_tensor(cat("holes_on"), device=dev, dtype=m.dtype)[:, None, None, None]
+    holes = (fields[:, :1] > 1.5).float() * torch.as_tensor(cat("holes_on"), device=dev, dtype=m.dtype)[:, None, None, None]
     m = m * (1 - holes)
     # background left in: blobs at the silhouette's border reaching outwards
     near = F.max_pool2d(masks, 2 * (4 * r) + 1, stride=1, padding=4 * r)
     left = (fields[:, 1:2] > 0.6).float() * near * torch.as_tensor(cat("bg_on"), device=dev, dtype=m.dtype)[:, None, None, None]
     m = torch.maximum(m, left)
-    bg = (0.45 + 0.3 * fields[:, 2:5]).clamp(0, 1) * (0.8 + 0.2 * torch.sigmoid(fields[:, 5:6] * 4))
+    bg = (0.45 + 0.25 * fields[:, 2:3] + 0.06 * fields[:, 3:6]).clamp(0, 1)  # mostly grey walls, a little colour
     photo = images + (1 - masks) * bg               # what the camera saw: the head over a real background
     return photo * m, m
 
 
 # ---- photometric (input images, after masks) ----------------------------------------------------------------
-def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-image Gaussian blur: images [R, C, H, W], sigma [R] pixels (0 = unchanged), one grouped conv."""
+def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, max_sigma: float | None = None) -> torch.Tensor:
+    """Per-image Gaussian blur: images [R, C, H, W], sigma [R] pixels (< 0.05 = unchanged), one grouped conv.
+    max_sigma fixes the kernel size (so an image's result does not depend on the others'); default sigma.max()."""
     R, C, H, W = images.shape
-    smax = float(sigma.max())
+    smax = float(sigma.max()) if max_sigma is None else float(max_sigma)
     if smax <= 0.05:
         return images
     k = 2 * int(math.ceil(3 * smax)) + 1
@@ -340,7 +341,7 @@ def photometric(images: torch.Tensor, prms: list[dict], cfg: AugmentConfig, gens
     x = images
     if cfg.blur:
         sig = torch.where(cat("blur_on"), cat("blur").to(dt) * max(H, W) / 512, torch.zeros((), device=dev, dtype=dt))
-        x = gaussian_blur(x, sig)
+        x = gaussian_blur(x, sig, cfg.blur_sigma * max(H, W) / 512)
     if cfg.color:
         gain = cat("wb").to(dt) * (2.0 ** cat("ev").to(dt))[:, None]
         gain = torch.where(cat("color_on")[:, None], gain, torch.ones_like(gain))
