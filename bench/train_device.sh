@@ -4,11 +4,17 @@
 #                 while the main run trains with DDP on MAIN_GPUS;
 #   PHASE=main:   the main run on all GPUs.
 # The main run resumes from $MAIN (a machine kept warm between calls) or else starts from INIT (exported
-# weights). Its newest checkpoint (compact, shards <= 15 MiB) and a tgz of logs/results are left in $OUT.
+# weights: ./weights, else ../weights as seen from a .carry_* folder). Its newest checkpoint (compact, shards
+# <= 15 MiB) and a tgz of logs/results are left in $OUT (at most 8 files).
+# Data: the batched SynthHeads engine (on by default on CUDA, avat3r/data/engine.py) with the robustness
+# augmentations AUGMENT (default "real": every switch of avat3r/data/augment.py; "off" for none).
+#   PHASE=main TRAIN_S=420 bash bench/train_device.sh     # train the small preset for 420 s (or MAIN_MIN=7)
 set -uo pipefail
 source bench/device_env.sh
-PHASE=${PHASE:-main}; MAIN=${MAIN:-/tmp/avat3r_main}; ABL=${ABL:-/tmp/avat3r_abl}; INIT=${INIT:-weights}
-MAIN_MIN=${MAIN_MIN:-7.0}; ABL_MIN=${ABL_MIN:-5.5}; LR=${LR:-3e-4}
+PHASE=${PHASE:-main}; MAIN=${MAIN:-/tmp/avat3r_main}; ABL=${ABL:-/tmp/avat3r_abl}
+INIT=${INIT:-$( [ -f weights/config.json ] && echo weights || echo ../weights )}
+MAIN_MIN=${MAIN_MIN:-7.0}; ABL_MIN=${ABL_MIN:-5.5}; LR=${LR:-3e-4}; AUGMENT=${AUGMENT:-real}
+[ -n "${TRAIN_S:-}" ] && MAIN_MIN=$(python3 -c "print(round($TRAIN_S / 60, 3))")
 NGPU=$(nvidia-smi -L | wc -l)
 LOGS=$OUT/logs; mkdir -p "$LOGS"
 { nvidia-smi --query-gpu=name,memory.total --format=csv; nproc; df -h /dev/shm; } > "$LOGS/machine.txt" 2>&1
@@ -23,7 +29,8 @@ main_run() {  # $1: comma-separated GPU ids
   CUDA_VISIBLE_DEVICES=$gpus timeout $(python3 -c "print(int($MAIN_MIN*60+90))") \
     torchrun --standalone --nproc_per_node="$n" -m avat3r.train --named-run full --preset small --out "$MAIN" \
     --max-minutes "$MAIN_MIN" --batch-size 4 --lr "$LR" --set warmup_steps=200 --checkpoint-format compact \
-    --ckpt-every 1000 --log-every 100 --image-every 1000 --quiet "${start[@]}" >> "$LOGS/main.log" 2>&1
+    --ckpt-every 1000 --log-every 100 --image-every 1000 --set data_options.augment="$AUGMENT" --quiet "${start[@]}" \
+    >> "$LOGS/main.log" 2>&1
   echo "main rc=$? $((SECONDS - t0)) s"
 }
 

@@ -146,3 +146,21 @@ def test_noise_blur_jpeg():
     prm = A.draw_params(cfg, 0, 0, 3)
     n = A.photometric(x, [prm], cfg, [torch.Generator().manual_seed(0)])
     assert 0.005 < float((n - x).std()) < 0.1
+
+
+def test_widened_synthheads_add_shoulders_and_hair_only_when_asked():
+    from avat3r.data.headgeom import HeadRig
+    from avat3r.data.identity import sample_identity
+
+    torch.set_num_threads(1)
+    seed = next(s for s in range(50) if sample_identity(s, wide=True).torso and sample_identity(s).hair_style == "long")
+    base, wide = sample_identity(seed), sample_identity(seed, wide=True)
+    assert not base.torso and base.hair_texture == 0  # the original heads are untouched
+    assert wide.skin == base.skin and wide.jaw_width == base.jaw_width and wide.hair_style == base.hair_style
+    assert wide.hair_volume != base.hair_volume and wide.hair_texture > 0
+    rw = HeadRig(wide)
+    assert "torso" in [p.name for p in rw.parts]
+    tor = next(p for p in rw.parts if p.name == "torso")
+    assert float(tor.pos[..., 0].abs().max()) > 0.15  # shoulders, wider than any head
+    assert not SynthHeadsSampler(**{**TINY, "split": "test"}, widen=True).widening  # never the hold-out
+    assert SynthHeadsSampler(**TINY, widen=True).widening

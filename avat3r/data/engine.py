@@ -69,10 +69,10 @@ def _worker_init(cfg: SamplerConfig) -> None:
     _W_SAMPLER = SynthHeadsSampler(cfg)
 
 
-def _build_rig(identity: int) -> dict:
+def _build_rig(identity: int, wide: bool = False) -> dict:
     from .synthheads import HeadRig, sample_identity
 
-    return rig_pose_data(HeadRig(sample_identity(int(identity)), "cpu"))
+    return rig_pose_data(HeadRig(sample_identity(int(identity), wide=wide), "cpu"))
 
 
 def _draws(items: list[tuple[int, int]]) -> list[dict]:
@@ -92,7 +92,7 @@ class _Inline:
         else:
             from .synthheads import get_rig
 
-            f.set_result(rig_pose_data(get_rig(int(args[0]), "cpu")))
+            f.set_result(rig_pose_data(get_rig(self.sampler.identity(args[0]), "cpu")))
         return f
 
     def shutdown(self, wait=True, cancel_futures=False) -> None:
@@ -156,7 +156,7 @@ class DataEngine:
         """Start building the rigs of ``keys`` that are neither resident nor on their way."""
         for k in keys:
             if k not in self._where and k not in self._pending:
-                self._pending[k] = self._executor().submit(_build_rig, k[2])
+                self._pending[k] = self._executor().submit(_build_rig, k[2], self.sampler.widening)
 
     def _load(self, keys: list[tuple]) -> dict[tuple, int]:
         """Make ``keys`` resident (evicting keys of older epochs first) -> key: bank slot."""
@@ -283,10 +283,67 @@ class DataEngine:
                        backend=self.scfg.backend) for r in range(R)]
         return torch.cat([o.color for o in outs]), torch.cat([o.alpha for o in outs]), torch.cat([o.depth for o in outs])
 
-    def iterate(self, items_of_step: Callable[[int], list[tuple[int, int]]], start: int, stop: int) -> Iterator[list[dict]]:
+    def iterate(self, items_of_step: Callable[[int], list[tuple[int, int]]], start: int, stop: int,
+                background: bool = False) -> Iterator[list[dict]]:
         """One list of samples per step in [start, stop). Chunks cover steps [c*K, (c+1)*K) (K = chunk_steps)
         whatever ``start`` is; rigs of the next ``lookahead`` chunks and the next chunk's draws are prepared by
-        the workers while the device works on the current one."""
+        the workers while the device works on the current one.
+
+        background (CUDA): build chunks in a thread on a side CUDA stream, one chunk ahead, so that the data
+        kernels fill the gaps of the training step instead of running between steps (same samples either way)."""
+        if not (background and self.device.type == "cuda"):
+            yield from self._chunks(items_of_step, start, stop)
+            return
+        import queue
+        import threading
+
+        q: queue.Queue = queue.Queue(maxsize=1)
+        halt = threading.Event()
+        side = torch.cuda.Stream(self.device)
+
+        def produce():
+            try:
+                with torch.cuda.stream(side):
+                    for step_samples in self._chunks(items_of_step, start, stop, per_chunk=True):
+                        side.synchronize()
+                        while not halt.is_set():
+                            try:
+                                q.put(("ok", step_samples), timeout=0.2)
+                                break
+                            except queue.Full:
+                                continue
+                        if halt.is_set():
+                            return
+                q.put(("end", None))
+            except BaseException as e:  # handed to the consumer
+                q.put(("error", e))
+
+        th = threading.Thread(target=produce, name="avat3r-data-engine", daemon=True)
+        th.start()
+        main = torch.cuda.current_stream(self.device)
+        try:
+            while True:
+                kind, val = q.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise val
+                for samples in val:
+                    for smp in samples:  # the training stream reads what the side stream allocated
+                        for v in smp.values():
+                            if isinstance(v, torch.Tensor) and v.is_cuda:
+                                v.record_stream(main)
+                            elif isinstance(v, Cameras):
+                                for t in (v.K, v.world_to_cam, v.width, v.height):
+                                    if t.is_cuda:
+                                        t.record_stream(main)
+                    yield samples
+        finally:
+            halt.set()
+            th.join(timeout=30)
+
+    def _chunks(self, items_of_step, start: int, stop: int, per_chunk: bool = False):
+        """Steps' sample lists chunk by chunk (per_chunk: one list of step lists per chunk)."""
         K = self.config.chunk_steps
         c = start // K
 
@@ -308,12 +365,16 @@ class DataEngine:
             nfut = submit_draws(nxt[1]) if nxt is not None else None
             flat = [it for step in items for it in step]
             samples = self.make(flat, fut.result())
-            k = 0
+            k, ready = 0, []
             for s, step in zip(steps, items):
                 n = len(step)
                 if start <= s < stop:
-                    yield samples[k:k + n]
+                    ready.append(samples[k:k + n])
                 k += n
+            if per_chunk:
+                yield ready
+            else:
+                yield from ready
             c += 1
             if nxt is None:
                 break

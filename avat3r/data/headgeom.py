@@ -426,6 +426,8 @@ class HeadRig:
         self._build_ears(I, sh, dev)
         self._build_hair(I, sh, dev)
         self._build_accessories(I, sh, dev)
+        if I.torso:
+            self._build_torso(I, sh, dev)
         for prt in self.parts:
             if prt.deform:
                 flat = prt.pos.reshape(-1, 3)
@@ -585,6 +587,8 @@ class HeadRig:
         T = I.hair_volume * (0.8 + 0.4 * d[..., 1].clamp(min=0)) + 0.0008
         if I.hair_style == "voluminous":
             T = T * (0.85 + 0.5 * fbm(d, 9.0, I.seed + 23, 2))
+        if I.hair_texture > 0:  # widened SynthHeads: clumps and an uneven outline
+            T = T * (1 + 1.2 * I.hair_texture * (fbm(d, 14.0, I.seed + 26, 2) - 0.5)).clamp(min=0.2)
         r = r_skin + T
         if I.hair_style in ("long", "bob", "voluminous"):
             vol = I.hair_volume
@@ -613,6 +617,10 @@ class HeadRig:
         shine = 1 + 0.35 * torch.exp(-((d[..., 1] - 0.75) / 0.12) ** 2)
         col = hc * (0.55 + 0.6 * strands[..., None]) * shine[..., None]
         col = torch.where(hc.sum() < 0.2, col + 0.04 * strands[..., None], col)  # black hair still shows strands
+        if I.hair_texture > 0:  # widened: finer strands, clumps in shadow, grey and sun-lit streaks
+            fine = value_noise(torch.stack([phi * 40, d[..., 1] * 3, 0 * phi], -1), 6.0, I.seed + 27)
+            clump = fbm(d, 12.0, I.seed + 28, 2)
+            col = col * (1 + I.hair_texture * (0.7 * (fine[..., None] - 0.5) - 0.5 * (clump[..., None] - 0.5)))
         self.parts.append(_make_part("hair", pos, col.clamp(0, 1), opacity=cov.clamp(0, 1), keep=cov > 0.02,
                                      periodic=True, aniso=(1.0, 0.5), thick=0.35))
         if I.hair_style in ("long", "bob", "voluminous"):  # a darker inner layer gives the curtain thickness
@@ -634,6 +642,38 @@ class HeadRig:
             col = (hc * (0.55 + 0.6 * st[..., None])).clamp(0, 1)
             self.parts.append(_make_part("hair_" + I.hair_style, pos, col, ref_normals=n, periodic=True,
                                          aniso=(1.0, 0.5), thick=0.35))
+
+    # ---- torso (widened SynthHeads): neck base, shoulders and clothing at the bottom of the crop ----
+    def _build_torso(self, I, sh, dev):
+        """Shoulders and upper chest below the neck, dressed: a surface of horizontal ellipses flaring from the
+        neck into the shoulders (template metres), clothing below a neckline, skin above it."""
+        nv, nu = 36, 128
+        y = torch.linspace(-0.14, -0.42, nv, device=dev)
+        phi = torch.linspace(-math.pi, math.pi, nu + 1, device=dev)[:-1]
+        y, phi = torch.meshgrid(y, phi, indexing="ij")
+        sw = 0.19 * I.shoulder_width
+        flare = _sstep(-0.17, -0.27, y)                       # neck -> shoulder line (trapezius slope)
+        a = 0.05 * I.neck_width + (sw - 0.05 * I.neck_width) * flare ** 0.7
+        b = 0.052 * I.neck_width + (0.105 - 0.052 * I.neck_width) * flare
+        cz = -0.02 - 0.015 * flare
+        pos = torch.stack([a * torch.sin(phi), y, cz + b * torch.cos(phi)], -1)
+        # neckline: crew / v / open collar, lower at the front
+        front = 0.5 + 0.5 * torch.cos(phi)
+        vee = I.neckline * (1 - (phi.abs() / 0.6).clamp(max=1)) * front
+        line = -0.19 - 0.02 * front - vee
+        cloth = _sstep(line + 0.004, line - 0.004, y)
+        c0 = _t(I.shirt_color, dev)
+        if I.shirt_pattern == "stripes":
+            c1 = c0 * 0.45 + 0.55 * _t([0.95, 0.95, 0.92], dev)
+            c0 = torch.lerp(c0.expand_as(pos), c1.expand_as(pos), (torch.sin(y * 260) > 0.3).float()[..., None])
+        elif I.shirt_pattern == "check":
+            chk = ((torch.sin(phi * 24) > 0) ^ (torch.sin(y * 160) > 0)).float()
+            c0 = c0 * (0.75 + 0.35 * chk[..., None])
+        weave = 0.9 + 0.2 * value_noise(pos, 400.0, I.seed + 29)
+        skin = _t(I.skin, dev) * (0.97 + 0.06 * value_noise(pos, 120.0, I.seed + 30))[..., None]
+        col = torch.lerp(skin.expand_as(pos), (c0 * weave[..., None]).expand_as(pos), cloth[..., None])
+        self.parts.append(_make_part("torso", pos, col.clamp(0, 1), ref_center=(0, -0.25, -0.03), periodic=True,
+                                     thick=0.4))
 
     # ---- accessories ----
     def _hat_cover(self, d):

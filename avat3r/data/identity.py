@@ -97,6 +97,13 @@ class Identity:
     headband_color: tuple = (0.8, 0.1, 0.1)
     hat: bool = False
     hat_color: tuple = (0.2, 0.3, 0.6)
+    # widened SynthHeads (``sample_identity(seed, wide=True)``; the defaults are the original heads)
+    hair_texture: float = 0.0   # strand detail, clumps and an uneven outline (0 = original hair)
+    torso: bool = False         # shoulders and clothing below the neck
+    shoulder_width: float = 1.0
+    shirt_color: tuple = (0.3, 0.3, 0.35)
+    shirt_pattern: str = "plain"  # plain | stripes | check
+    neckline: float = 0.0       # depth of a v / open collar (metres)
 
 
 def _pick(rng, table):
@@ -107,8 +114,32 @@ def _jitter(rng, c, s=0.04):
     return tuple(float(np.clip(x + rng.normal(0, s), 0.0, 1.0)) for x in c)
 
 
-def sample_identity(seed: int) -> Identity:
-    """Draw the identity of ``seed`` (deterministic; the same seed always gives the same person)."""
+def sample_identity(seed: int, wide: bool = False) -> Identity:
+    """Draw the identity of ``seed`` (deterministic; the same seed always gives the same person).
+
+    wide: the widened SynthHeads (closer to real heads): more hair volume and texture, a neck base with shoulders
+    and clothing. Its extra draws come from a separate stream, so every original parameter stays the same."""
+    ident = _sample_identity(int(seed))
+    if not wide:
+        return ident
+    rng = np.random.default_rng([int(seed), 0x31DE])
+    vol = ident.hair_volume
+    if ident.hair_style not in ("bald", "buzz"):
+        vol = vol * float(rng.uniform(0.8, 2.4))
+    shirt = _pick(rng, _SHIRT) if rng.random() < 0.6 else _pick(rng, _ACCENT)
+    from dataclasses import replace
+
+    return replace(ident, hair_volume=vol, hair_texture=float(rng.uniform(0.3, 1.0)) if ident.hair_style != "bald" else 0.0,
+                   torso=bool(rng.random() < 0.92), shoulder_width=float(rng.uniform(0.85, 1.2)),
+                   shirt_color=_jitter(rng, shirt, 0.05), shirt_pattern=str(rng.choice(["plain", "stripes", "check"], p=[0.7, 0.18, 0.12])),
+                   neckline=float(rng.choice([0.0, rng.uniform(0.01, 0.05)], p=[0.6, 0.4])))
+
+
+_SHIRT = np.array([[0.08, 0.08, 0.09], [0.9, 0.9, 0.88], [0.35, 0.38, 0.42], [0.12, 0.16, 0.3], [0.45, 0.35, 0.25],
+                   [0.25, 0.3, 0.22], [0.55, 0.1, 0.12]])
+
+
+def _sample_identity(seed: int) -> Identity:
     seed = int(seed)
     rng = np.random.default_rng([seed, 0x5E7D])
     n = lambda s=0.06: float(1.0 + np.clip(rng.normal(0, s), -2.2 * s, 2.2 * s))  # noqa: E731

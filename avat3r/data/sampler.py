@@ -58,6 +58,7 @@ class SamplerConfig:
     dome: DomeConfig = field(default_factory=DomeConfig)
     hull: VisualHullConfig = field(default_factory=VisualHullConfig)
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)  # robustness; all off (training split only)
+    widen: bool = False                 # widened SynthHeads (hair volume/texture, shoulders, clothing); training split only
 
     def validate(self) -> None:
         self.augment = aug.as_augment_config(self.augment)
@@ -106,6 +107,18 @@ class SynthHeadsSampler:
         a = self.config.augment
         return a.any and (a.in_eval or (self.config.split == "train" and self.config.identities is None))
 
+    @property
+    def widening(self) -> bool:
+        """Whether identities are the widened SynthHeads (``widen``; training split, or with ``augment.in_eval``)."""
+        c = self.config
+        return c.widen and (c.augment.in_eval or (c.split == "train" and c.identities is None))
+
+    def identity(self, seed: int):
+        """The Identity of a seed as this sampler draws it (widened or not)."""
+        from .identity import sample_identity
+
+        return sample_identity(int(seed), wide=self.widening)
+
     def plan(self, index: int, device: str | torch.device | None = None, identity: int | None = None) -> dict:
         """The CPU-friendly half of a sample: random draws, cameras and the posed heads (no rendering).
 
@@ -115,7 +128,7 @@ class SynthHeadsSampler:
         identity: use this identity seed instead of the index's (the batched engine's identity pool)."""
         dev = torch.device(device) if device is not None else self.device
         p = self.draw(index, identity)
-        rig = get_rig(p["identity_seed"], dev)
+        rig = get_rig(self.identity(p["identity_seed"]), dev)
         z_in, z_t = p["z_in"], p["z_t"]
         V = self.config.num_inputs
         if self.config.consistent_inputs:

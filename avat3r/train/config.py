@@ -51,6 +51,7 @@ class TrainConfig:
     input_size: int | None = None  # input resolution; None = the model preset's image_size (paper 512)
     supervision_size: int | None = None  # render/target resolution; None = round(input_size * 667 / 512)
     data_engine: str = "auto"  # batched SynthHeads engine (avat3r.data.engine): "auto" = on for CUDA, "on", "off"
+    data_engine_background: bool = True  # CUDA: the engine builds the next chunk in a thread on a side stream
     num_workers: int = -1  # DataLoader workers per rank; -1 = auto: 2 on CPU; on CUDA the rank's CPU cores - 2 (<= 16), posing heads
 
     # ---- optimisation (paper Sec. 4.1) ------------------------------------------------------------

@@ -301,7 +301,8 @@ class Trainer:
             def items_of_step(step: int) -> list[tuple[int, int]]:  # (dataset index, training position)
                 return [(sample_index(step, R, i, B, W, n, seed), step * W * B + R * B + i) for i in range(B)]
 
-            return (collate(samples) for samples in engine.iterate(items_of_step, start, stop))
+            background = self.device.type == "cuda" and self.cfg.data_engine_background
+            return (collate(samples) for samples in engine.iterate(items_of_step, start, stop, background=background))
         items = _StepItems(self.dataset, start, stop, self.cfg.batch_size, self.info, self.cfg.seed)
         nw = resolve_workers(self.cfg, self.device)
         deferred = bool(getattr(self.dataset, "deferred", False))
