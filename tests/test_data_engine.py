@@ -107,6 +107,23 @@ def test_resume_with_engine_is_bit_exact(tmp_path):
         t.close()
 
 
+def test_batched_visual_hull_equals_per_capture_hull():
+    from avat3r.priors.visual_hull import visual_hull_maps, visual_hull_maps_batched
+
+    torch.set_num_threads(1)
+    s = SynthHeadsSampler(input_size=32, target_size=16, num_targets=1, num_inputs=4, backend="torch", prior="none",
+                          split="test")
+    x = s.sample(2)
+    m, cams = x["input_masks"][:, 0], x["input_cameras"]
+    for views in ([0], [0, 1], [0, 1, 2, 3]):  # proxy-bounded (V <= 2) and carved (V > 2) hulls
+        sub = cams[views]
+        mm = torch.stack([m[views], m[views].flip(-1)])  # two captures: the second with mirrored masks
+        pb, cb = visual_hull_maps_batched(mm, Cameras.cat([sub, sub]))
+        for k in range(2):
+            p, c = visual_hull_maps(mm[k], sub)
+            assert torch.allclose(p, pb[k], atol=1e-5) and torch.allclose(c, cb[k], atol=1e-6), (views, k)
+
+
 @pytest.mark.gpu
 def test_engine_on_gpu_equals_per_sample_path():
     """gsplat's batched call (all input views at once, all supervision views at once) against one render()
@@ -123,4 +140,21 @@ def test_engine_on_gpu_equals_per_sample_path():
             assert d.mean() < 1e-4 and d.max() < 0.1, (k, float(d.mean()), float(d.max()))
         d = (ref["prior_positions"] - o["prior_positions"]).abs()
         assert d.mean() < 1e-4, float(d.mean())
+    e.close()
+
+
+@pytest.mark.gpu
+def test_background_thread_gives_the_same_batches():
+    """The trainer's CUDA path builds chunks in a thread on a side stream: the batches are the same."""
+    s = SynthHeadsSampler(input_size=64, target_size=80, num_targets=2, device="cuda", augment="real")
+    e = DataEngine(s, EngineConfig(pool_size=2, identity_uses=4, workers=0, chunk_steps=2))
+    f = lambda st: [(50 + 2 * st + k, 2 * st + k) for k in range(2)]  # noqa: E731
+    fg = list(e.iterate(f, 0, 4))
+    bg = list(e.iterate(f, 0, 4, background=True))
+    assert len(fg) == len(bg) == 4
+    for a, b in zip(fg, bg):
+        for x, y in zip(a, b):
+            for k, v in x.items():
+                if isinstance(v, torch.Tensor):
+                    assert torch.equal(v, y[k]), k
     e.close()

@@ -11,7 +11,7 @@ renders view by view: launch-bound on a GPU. The engine makes the same samples i
   (``batchpose``: ~600 launches whatever the batch size).
 * **rendering**: all input views of the chunk in one gsplat call and all supervision views in another (gsplat's
   batch dimensions; the CPU renderer loops).
-* the augmentations (``augment``) batched over the chunk; the visual-hull prior per sample.
+* the augmentations (``augment``) and the visual-hull prior (``visual_hull_maps_batched``) batched over the chunk.
 
 Determinism: the sample at training position g with dataset index i is a function of (seed, i, g) only; its
 identity comes from the pool slot and epoch of g, everything else from i exactly as ``SynthHeadsSampler.draw``.
@@ -33,7 +33,8 @@ import torch
 
 from ..cameras import Cameras
 from ..errors import InputError
-from ..priors.visual_hull import depth_to_positions, visual_hull_maps
+from ..priors.registry import render_maps
+from ..priors.visual_hull import visual_hull_maps_batched
 from .augment import relight
 from .batchpose import KEYS, PoseBank, rig_pose_data, row_gaussians
 from .sampler import SamplerConfig, SynthHeadsSampler, finish_inputs
@@ -110,8 +111,10 @@ class DataEngine:
         self.scfg = sampler.config
         self.config = cfg = config or EngineConfig()
         cfg.validate()
-        if self.scfg.prior not in ("visual_hull", "oracle", "none"):
-            raise InputError(f"engine: unknown prior {self.scfg.prior!r}")
+        from .sampler import PRIORS
+
+        if self.scfg.prior not in PRIORS:
+            raise InputError(f"engine: the {self.scfg.prior!r} prior is not computed from renders; use {PRIORS}")
         self.device = torch.device(self.scfg.device)
         self.bank = PoseBank(2 * cfg.pool_size, self.device)
         self._where: dict[tuple, int] = {}       # (slot, epoch) -> bank slot
@@ -119,6 +122,7 @@ class DataEngine:
         self._pool = None
         self.timings: dict[str, float] = {}
         self.profile = False                     # per-stage timings (synchronises the device between stages)
+        self._gsplat_batch_failed = False
 
     # ---- identities ----------------------------------------------------------------------------------------
     def identity_key(self, position: int) -> tuple[int, int, int]:
@@ -224,19 +228,19 @@ class DataEngine:
             cam_in_d = cam_in.to(dev)
             img_in, a_in, cam_in_d = finish_inputs(col_in, a_in, cam_in_d, prms if aug else None, cfg, dev)
             lap("augment_inputs")
+            m_all = a_in[..., 0].clamp(0, 1)
+            if cfg.prior == "visual_hull":  # all samples' hulls at once
+                H, W = m_all.shape[-2:]
+                pos_all, conf_all = visual_hull_maps_batched(m_all.reshape(B, V, H, W), cam_in_d, cfg.hull)
             out = []
             for b, d in enumerate(draws):
                 sl = slice(b * V, (b + 1) * V)
                 cams_b = cam_in_d[list(range(b * V, (b + 1) * V))]
-                m_in = a_in[sl, ..., 0].clamp(0, 1)
                 if cfg.prior == "visual_hull":
-                    pos, conf = visual_hull_maps(m_in, cams_b, cfg.hull)
-                elif cfg.prior == "oracle":
-                    pos = depth_to_positions(dep_in[sl, ..., 0], cams_b)
-                    conf = torch.where(m_in > 0.5, m_in.clamp(min=0.51), m_in.clamp(max=0.49))
+                    pos, conf = pos_all[b], conf_all[b]
                 else:
-                    pos = torch.zeros(*m_in.shape, 3, device=dev)
-                    conf = m_in
+                    depth = dep_in[sl, ..., 0] if cfg.prior == "oracle" else None
+                    pos, conf = render_maps(cfg.prior, m_all[sl], cams_b, depth, cfg.hull)
                 ts = slice(b * cfg.num_targets, (b + 1) * cfg.num_targets)
                 out.append({
                     "input_images": img_in[sl].permute(0, 3, 1, 2).contiguous(),
@@ -264,18 +268,24 @@ class DataEngine:
 
         R = valid.shape[0]
         H, W = cams.image_size
-        if _pick_backend(self.scfg.backend, self.device) == "gsplat":
-            from gsplat import rasterization
+        if _pick_backend(self.scfg.backend, self.device) == "gsplat" and not self._gsplat_batch_failed:
+            try:
+                from gsplat import rasterization
 
-            f32 = lambda x: x.to(torch.float32)  # noqa: E731
-            vm = cams.world_to_cam.to(self.device, torch.float32).reshape(R, per_row, 4, 4)
-            Ks = cams.K.to(self.device, torch.float32).reshape(R, per_row, 3, 3)
-            out, alpha, _ = rasterization(
-                f32(g["means"]), f32(g["quats"]), f32(g["scales"]), f32(g["opacities"]), f32(g["colors"]), vm, Ks,
-                int(W), int(H), near_plane=0.01, far_plane=1e3, eps2d=0.3, render_mode="RGB+ED", rasterize_mode="classic")
-            out, alpha = out.reshape(R * per_row, H, W, 4), alpha.reshape(R * per_row, H, W, 1)
-            color = out[..., :3] + (1 - alpha) * torch.zeros(R * per_row, 1, 1, 3, device=self.device)
-            return color, alpha, out[..., 3:4]
+                f32 = lambda x: x.to(torch.float32)  # noqa: E731
+                vm = cams.world_to_cam.to(self.device, torch.float32).reshape(R, per_row, 4, 4)
+                Ks = cams.K.to(self.device, torch.float32).reshape(R, per_row, 3, 3)
+                out, alpha, _ = rasterization(
+                    f32(g["means"]), f32(g["quats"]), f32(g["scales"]), f32(g["opacities"]), f32(g["colors"]), vm, Ks,
+                    int(W), int(H), near_plane=0.01, far_plane=1e3, eps2d=0.3, render_mode="RGB+ED",
+                    rasterize_mode="classic")
+                out, alpha = out.reshape(R * per_row, H, W, 4), alpha.reshape(R * per_row, H, W, 1)
+                # as render(): background composited here (black), depth = gsplat's expected depth
+                color = out[..., :3] + (1 - alpha) * torch.zeros(R * per_row, 1, 1, 3, device=self.device)
+                return color, alpha, out[..., 3:4]
+            except (RuntimeError, AssertionError, TypeError) as e:  # keep training: one render() per row instead
+                log.warning("engine: gsplat's batched call failed (%s: %s); rendering row by row", type(e).__name__, e)
+                self._gsplat_batch_failed = True
         from ..render import render
 
         cam_d = cams.to(self.device)
@@ -303,6 +313,7 @@ class DataEngine:
 
         def produce():
             try:
+                torch.cuda.set_device(self.device)  # a new thread starts on device 0
                 with torch.cuda.stream(side):
                     for step_samples in self._chunks(items_of_step, start, stop, per_chunk=True):
                         side.synchronize()

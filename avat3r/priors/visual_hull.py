@@ -36,7 +36,8 @@ from ..errors import InputError
 from ..head_template import HEAD_BOX_CENTER, HEAD_BOX_HALF, PROXY_AXES, PROXY_CENTER, proxy_radius
 from .base import PriorOutput
 
-__all__ = ["VisualHullConfig", "VisualHullPrior", "OraclePrior", "visual_hull_maps", "depth_to_positions"]
+__all__ = ["VisualHullConfig", "VisualHullPrior", "OraclePrior", "visual_hull_maps", "visual_hull_maps_batched",
+           "depth_to_positions"]
 
 
 @dataclass
@@ -301,3 +302,147 @@ class OraclePrior:
         m = (torch.as_tensor(np.asarray(capture.masks, np.float32), device=self.device) if capture.masks is not None
              else (depth > 0).float())
         return PriorOutput(pos, hard_confidence(m))
+
+
+# ---- batched entry point (the SynthHeads data engine) -----------------------------------------------------
+def _proxy_fit_batched(masks: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_proxy_fit`` for S samples at once, without host synchronisation: masks [S, V, H, W], cams (S*V) ->
+    (centres [S, 3], axes [S, 3])."""
+    dev = masks.device
+    S, V, H, W = masks.shape
+    c0 = torch.as_tensor(PROXY_CENTER, dtype=torch.float32, device=dev)
+    a0 = torch.as_tensor(PROXY_AXES, dtype=torch.float32, device=dev)
+    fg = masks > 0.5
+    any_fg = fg.flatten(1).any(1)
+    uv, z = cams.project(c0[None])
+    uv, z = uv[:, 0].reshape(S, V, 2), z[:, 0].reshape(S, V)
+    K = cams.K.reshape(S, V, 3, 3)
+    f = 0.5 * (K[..., 0, 0] + K[..., 1, 1])
+    r_mean = float(a0.prod() ** (1 / 3))
+    proj_area = torch.pi * (f * r_mean / z) ** 2
+    area = fg.flatten(2).sum(2).float()
+    ok = area > 16
+    ratio = torch.where(ok, torch.sqrt(area / proj_area), torch.full_like(area, float("nan")))
+    s = torch.where(ok.any(1), ratio.nanmedian(1).values.clamp(0.75, 1.3), torch.ones(S, device=dev))
+    ys, xs = torch.meshgrid(torch.arange(H, device=dev) + 0.5, torch.arange(W, device=dev) + 0.5, indexing="ij")
+    m = fg.float()
+    msum = m.sum((2, 3))
+    cu, cv = (m * xs).sum((2, 3)) / msum, (m * ys).sum((2, 3)) / msum
+    du = (cu - uv[..., 0]) * z / K[..., 0, 0]
+    dv = (cv - uv[..., 1]) * z / K[..., 1, 1]
+    R = cams.world_to_cam[:, :3, :3].reshape(S, V, 3, 3)
+    sh = (R.transpose(-1, -2) @ torch.stack([du, dv, torch.zeros_like(du)], -1)[..., None])[..., 0]  # [S, V, 3]
+    sh = torch.where(ok[..., None], sh, torch.zeros_like(sh))
+    n_ok = ok.sum(1, keepdim=True)
+    shift = torch.where(n_ok > 0, sh.sum(1) / n_ok.clamp(min=1), torch.zeros(S, 3, device=dev)).clamp(-0.05, 0.05)
+    c = torch.where(any_fg[:, None], c0 + shift, c0)
+    a = torch.where(any_fg[:, None], a0 * s[:, None], a0)
+    return c, a
+
+
+def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``visual_hull_maps`` for S samples of V views in one pass: masks [S, V, H, W], cams (S*V, sample-major) ->
+    (positions [S, V, H, W, 3], confidence [S, V, H, W]). The same maps up to the order of float sums (masked means
+    and medians instead of per-view loops), and no host synchronisation: every pixel's ray is marched (masked after),
+    the hole filling runs its full iteration count (extra iterations only reach background pixels)."""
+    cfg = cfg or VisualHullConfig()
+    S, V, H, W = masks.shape
+    if len(cams) != S * V:
+        raise InputError(f"visual hull: {S} x {V} masks but {len(cams)} cameras")
+    dev = masks.device
+    cams_cpu = cams.to("cpu")
+    masks = masks.float()
+    r = cfg.resolution
+    if r is not None and max(H, W) > r:
+        h, w = max(8, round(H * r / max(H, W))), max(8, round(W * r / max(H, W)))
+        m_lo = F.interpolate(masks.reshape(S * V, 1, H, W), size=(h, w), mode="area").reshape(S, V, h, w)
+        c_lo = cams_cpu.resize(w, h).to(dev)
+    else:
+        h, w, m_lo, c_lo = H, W, masks, cams_cpu.to(dev)
+    fg = m_lo > cfg.mask_threshold
+    c, a = _proxy_fit_batched(m_lo, c_lo)
+    infl = 1.0 if V == 1 else (cfg.proxy_inflate if V <= cfg.proxy_views else cfg.proxy_inflate_many)
+    # carve S volumes
+    half = torch.as_tensor(HEAD_BOX_HALF, dtype=torch.float32, device=dev) * cfg.box_scale
+    cen = torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32, device=dev)
+    vox = float(2 * half.max() / cfg.grid)
+    n = [max(8, int(round(float(2 * hh) / vox))) for hh in half]
+    axes = [torch.linspace(float(cen[i] - half[i]), float(cen[i] + half[i]), n[i], device=dev) for i in range(3)]
+    Z, Y, X = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    pts = torch.stack([X, Y, Z], -1).reshape(-1, 3)
+    size = max(h, w)
+    sil = _soft_silhouettes(m_lo.reshape(S * V, h, w), cfg.tolerance * size, cfg.softness * size)
+    uv, z = c_lo.project(pts)
+    grid = torch.stack([uv[..., 0] / w * 2 - 1, uv[..., 1] / h * 2 - 1], -1)[:, :, None]
+    inside = F.grid_sample(sil, grid, mode="bilinear", align_corners=False, padding_mode="border")[:, 0, :, 0]
+    outside = torch.where(z > 1e-3, 1 - inside, torch.zeros_like(inside)).reshape(S, V, -1).sum(1)
+    occ = (cfg.carve_votes - outside).clamp(0, 1)                             # [S, P]
+    if infl > 0:
+        scale = a / torch.as_tensor(PROXY_AXES, dtype=torch.float32, device=dev)
+        rel = (pts[None] - c[:, None]) / scale[:, None]
+        dist = rel.norm(dim=-1)
+        q = dist / (infl * proxy_radius(rel / dist.clamp(min=1e-6)[..., None]))
+        occ = occ * torch.sigmoid((1.0 - q) * 40)
+    occ = occ.reshape(S, 1, n[2], n[1], n[0])
+    bmin, bsize = cen - half, 2 * half
+    # march every pixel's ray through its sample's volume
+    o, d = pixel_rays(c_lo, h, w)                                              # [S*V, h, w, 3]
+    o, d = o.reshape(S, -1, 3), d.reshape(S, -1, 3)
+    inv = 1.0 / torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+    ta, tb = (bmin - o) * inv, (bmin + bsize - o) * inv
+    tn = torch.minimum(ta, tb).amax(-1).clamp(min=0)
+    tf = torch.maximum(ta, tb).amin(-1)
+    valid = tf > tn
+
+    def sample_occ(p):  # [S, R, k, 3] -> [S, R, k]
+        g = (p - bmin) / bsize * 2 - 1
+        return F.grid_sample(occ, g[:, :, :, None], mode="bilinear", align_corners=True, padding_mode="zeros")[:, 0, :, :, 0]
+
+    def crossing(vals, t):  # _first_crossing over [S, R, k]
+        above = vals > 0.5
+        first = torch.argmax(above.to(torch.uint8), -1)
+        hit = above.any(-1)
+        i1 = first.clamp(min=1)
+        i0 = i1 - 1
+        v0, v1 = vals.gather(-1, i0[..., None])[..., 0], vals.gather(-1, i1[..., None])[..., 0]
+        frac = ((0.5 - v0) / (v1 - v0).clamp(min=1e-6)).clamp(0, 1)
+        t0, t1 = t.gather(-1, i0[..., None])[..., 0], t.gather(-1, i1[..., None])[..., 0]
+        return torch.where(first == 0, t0, t0 + frac * (t1 - t0)), hit, t0, t1
+
+    s1 = torch.linspace(0, 1, cfg.steps, device=dev)
+    t = tn[..., None] + (tf - tn).clamp(min=0)[..., None] * s1
+    _, hit, t0, t1 = crossing(sample_occ(o[:, :, None] + t[..., None] * d[:, :, None]), t)
+    s2 = torch.linspace(0, 1, 10, device=dev)
+    tt = t0[..., None] + (t1 - t0)[..., None] * s2
+    th, hit2, _, _ = crossing(sample_occ(o[:, :, None] + tt[..., None] * d[:, :, None]), tt)
+    need = fg.reshape(S, -1)
+    t_h = torch.where(need, torch.where(hit2, th, t0), torch.zeros_like(th)).reshape(S * V, h, w)
+    hit = (hit & valid & need).reshape(S * V, h, w)
+    fgv = fg.reshape(S * V, h, w)
+    ok = hit & fgv
+    val = torch.where(ok, t_h, torch.zeros_like(t_h))[:, None]
+    wt = ok.float()[:, None]
+    for _ in range(24):  # _fill's iterations, all of them (no host check)
+        sv = F.avg_pool2d(val, 3, 1, 1) * 9
+        sw = F.avg_pool2d(wt, 3, 1, 1) * 9
+        newly = (wt == 0) & (sw > 0)
+        val = torch.where(newly, sv / sw.clamp(min=1e-6), val)
+        wt = torch.where(newly, torch.ones_like(wt), wt)
+    t_f, filled = val[:, 0], wt[:, 0] > 0
+    o, d = o.reshape(S, V, h, w, 3), d.reshape(S, V, h, w, 3)
+    cb, ab = c[:, None, None, None], a[:, None, None, None]
+    t_p, _ = _ellipsoid_depth(o, d, cb, ab)
+    t_h, ok, t_f, filled, fgv = (x.reshape(S, V, h, w) for x in (t_h, ok, t_f, filled, fgv))
+    t_all = torch.where(ok, t_h, torch.where(filled, t_f, t_p))
+    t_bg = -((o - cb) * d).sum(-1)
+    t_all = torch.where(fgv, t_all, t_bg)
+    pos = o + t_all[..., None] * d
+    rel = torch.where(ok, torch.full_like(t_h, 1.0 if V > 2 else (0.7 if V == 2 else 0.5)), torch.full_like(t_h, 0.25))
+    if (h, w) != (H, W):
+        pos = F.interpolate(pos.reshape(S * V, h, w, 3).permute(0, 3, 1, 2), size=(H, W), mode="bilinear",
+                            align_corners=False).permute(0, 2, 3, 1).reshape(S, V, H, W, 3)
+        rel = F.interpolate(rel.reshape(S * V, 1, h, w), size=(H, W), mode="bilinear", align_corners=False).reshape(S, V, H, W)
+    conf = masks.clamp(0, 1) * (0.55 + 0.45 * rel)
+    conf = torch.where(masks > cfg.mask_threshold, conf.clamp(min=0.51), conf.clamp(max=0.49))
+    return pos, conf
