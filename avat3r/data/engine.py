@@ -49,7 +49,7 @@ class EngineConfig:
     pool_size: int = 32          # identities resident on the device
     identity_uses: int = 256     # samples per identity over its life in the pool (then its slot turns over)
     chunk_steps: int = 8         # training steps built per call (aligned to absolute step numbers)
-    workers: int = -1            # CPU processes building rigs and draws; -1 = auto (cores - 2, <= 8); 0 = in-process
+    workers: int = -1            # CPU processes building rigs and draws; -1 = auto (cores - 2, <= 16); 0 = in-process
     lookahead: int = 2           # chunks whose new identities are built ahead
 
     def validate(self) -> None:
@@ -146,7 +146,8 @@ class DataEngine:
                     cores = len(os.sched_getaffinity(0))
                 except AttributeError:
                     cores = os.cpu_count() or 2
-                n = 0 if self.device.type == "cpu" else max(1, min(8, cores - 2))
+                local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # ranks sharing this host
+                n = 0 if self.device.type == "cpu" else max(1, min(16, cores // local - 2))
             if n == 0:
                 self._pool = _Inline(self.sampler)
             else:
@@ -155,6 +156,22 @@ class DataEngine:
                 self._pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                                  initargs=(self.scfg,))
         return self._pool
+
+    def _submit_draws(self, jobs: list[tuple[int, int]]):
+        """The draws of [(index, identity)] spread over the workers -> an object with .result() (the list)."""
+        ex = self._executor()
+        n = max(1, min(len(jobs), getattr(ex, "_max_workers", 1)))
+        parts = [ex.submit(_draws, jobs[k::n]) for k in range(n)]
+
+        class _Joined:
+            def result(self_inner):
+                res = [p.result() for p in parts]
+                out = [None] * len(jobs)
+                for k, r in enumerate(res):
+                    out[k::n] = r
+                return out
+
+        return _Joined()
 
     def _request(self, keys) -> None:
         """Start building the rigs of ``keys`` that are neither resident nor on their way."""
@@ -198,7 +215,7 @@ class DataEngine:
                 t["t"] = now
 
         if draws is None:
-            draws = self._executor().submit(_draws, [(i, k[2]) for (i, _), k in zip(items, keys)]).result()
+            draws = self._submit_draws([(i, k[2]) for (i, _), k in zip(items, keys)]).result()
         where = self._load(keys)
         lap("draws_and_identities")
         V, B = cfg.num_inputs, len(items)
@@ -313,7 +330,7 @@ class DataEngine:
 
         def produce():
             try:
-                torch.cuda.set_device(self.device)  # a new thread starts on device 0
+                torch.cuda.set_device(dev_index)  # a new thread starts on device 0
                 with torch.cuda.stream(side):
                     for step_samples in self._chunks(items_of_step, start, stop, per_chunk=True):
                         side.synchronize()
@@ -329,6 +346,7 @@ class DataEngine:
             except BaseException as e:  # handed to the consumer
                 q.put(("error", e))
 
+        dev_index = self.device.index if self.device.index is not None else torch.cuda.current_device()
         th = threading.Thread(target=produce, name="avat3r-data-engine", daemon=True)
         th.start()
         main = torch.cuda.current_stream(self.device)
@@ -364,7 +382,7 @@ class DataEngine:
 
         def submit_draws(items):
             flat = [it for step in items for it in step]
-            return self._executor().submit(_draws, [(i, self.identity_key(g)[2]) for i, g in flat])
+            return self._submit_draws([(i, self.identity_key(g)[2]) for i, g in flat])
 
         steps, items = chunk_items(c)
         fut = submit_draws(items)
