@@ -13,7 +13,8 @@ whether training stays network-bound (issue #15 item 1).
 * training: the ``small`` model's step (batch 4, bf16) on one fixed batch, and fed by the engine (foreground and
   background thread); network-bound means the fed step within 20 % of the fixed-batch step.
 
-Writes $OUT/data_engine.json (or ./out/data_engine.json) and prints a markdown table.
+Writes $OUT/data_engine.json (or ./out/data_engine.json; --json NAME) after every measurement and prints a
+markdown table.
 """
 
 from __future__ import annotations
@@ -156,13 +157,17 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--no-old", action="store_true")
+    ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--json", default="data_engine.json", help="result file name under --out")
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
     a = ap.parse_args()
     dev = torch.device(a.device)
     res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "cpu_cores": os.cpu_count(),
            "batch": a.batch, "chunk_steps": a.chunk, "pool": a.pool, "command": " ".join(sys.argv), "runs": {}}
     sizes = list(dict.fromkeys(r.split("/")[0] for r in a.runs.split(",")))
-    for size in sizes:
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    save = lambda: Path(a.out, a.json).write_text(json.dumps(res, indent=1))  # noqa: E731  after every measurement
+    for size in ([] if a.train_only else sizes):
         for augment in [r.split("/")[1] for r in a.runs.split(",") if r.split("/")[0] == size]:
             key = f"{size}/{augment}"
             try:
@@ -174,6 +179,7 @@ def main() -> None:
             except Exception as ex:  # keep the other measurements
                 r = {"error": f"{type(ex).__name__}: {ex}", "trace": traceback.format_exc()[-2000:]}
             res["runs"][key] = r
+            save()
             print(key, json.dumps(r), flush=True)
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
@@ -192,8 +198,7 @@ def main() -> None:
         print("train", json.dumps(res["train"]), flush=True)
     if dev.type == "cuda":
         res["max_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
-    Path(a.out).mkdir(parents=True, exist_ok=True)
-    Path(a.out, "data_engine.json").write_text(json.dumps(res, indent=1))
+    save()
     print("\n| sizes / augment | samples/s | pose | render in | render tgt | augment | prior | total ms/sample |")
     print("|---|---|---|---|---|---|---|---|")
     for k, r in res["runs"].items():

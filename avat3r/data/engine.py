@@ -80,6 +80,13 @@ def _draws(items: list[tuple[int, int]]) -> list[dict]:
     return [_W_SAMPLER.draw(i, ident) for i, ident in items]
 
 
+def _to_device(x: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """Host tensor -> device without waiting for the device's queue (pinned staging on CUDA)."""
+    if dev.type != "cuda":
+        return x.to(dev)
+    return x.pin_memory().to(dev, non_blocking=True)
+
+
 class _Inline:
     """A stand-in for the process pool: runs jobs at once in this process (workers=0, tests, CPU)."""
 
@@ -224,7 +231,7 @@ class DataEngine:
             z_in = np.repeat(d["z_in"][:1], V, 0) if cfg.consistent_inputs else d["z_in"]
             zs.append(np.concatenate([z_in, d["z_t"][None]]))
             slots += [where[k]] * (V + 1)
-        z = torch.as_tensor(np.concatenate(zs), device=dev)
+        z = _to_device(torch.as_tensor(np.concatenate(zs)), dev)
         with torch.no_grad():
             g, valid = self.bank.pose(slots, z)                      # rows: sample b -> b*(V+1) .. (+V = target)
             lap("pose")
@@ -234,8 +241,8 @@ class DataEngine:
                 rows = [b for b in range(B) for _ in range(V + 1)]
                 g["colors"] = relight(g["colors"], g["quats"], prms, rows, cfg.augment)
             lap("augment_lighting")
-            r_in = torch.tensor([b * (V + 1) + k for b in range(B) for k in range(V)], device=dev)
-            r_t = torch.tensor([b * (V + 1) + V for b in range(B)], device=dev)
+            r_in = (torch.arange(B, device=dev)[:, None] * (V + 1) + torch.arange(V, device=dev)[None]).reshape(-1)
+            r_t = torch.arange(B, device=dev) * (V + 1) + V
             cam_in = Cameras.cat([d["input_cameras"] for d in draws])
             cam_t = Cameras.cat([d["target_cameras"] for d in draws])
             col_in, a_in, dep_in = self._render({k: v[r_in] for k, v in g.items()}, valid[r_in], cam_in, 1)
