@@ -114,8 +114,10 @@ def train_check(a, size: str, augment: str) -> dict:
     dev = tr.device
     res = {}
     try:
+        tr.cfg.data_engine_background = False  # no data thread while the fixed batch is timed
         loader = tr._loader(0, 10**6)
         batch = next(loader)
+        loader.close()
         for _ in range(5):
             tr.train_step(batch)
         sync(dev)
