@@ -344,8 +344,8 @@ def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHull
                              ) -> tuple[torch.Tensor, torch.Tensor]:
     """``visual_hull_maps`` for S samples of V views in one pass: masks [S, V, H, W], cams (S*V, sample-major) ->
     (positions [S, V, H, W, 3], confidence [S, V, H, W]). The same maps up to the order of float sums (masked means
-    and medians instead of per-view loops), and no host synchronisation: every pixel's ray is marched (masked after),
-    the hole filling runs its full iteration count (extra iterations only reach background pixels)."""
+    and medians instead of per-view loops), with one host synchronisation (the largest foreground ray count) instead
+    of one per view and step: the hole filling runs its full iteration count (extra ones only reach background)."""
     cfg = cfg or VisualHullConfig()
     S, V, H, W = masks.shape
     if len(cams) != S * V:
@@ -386,9 +386,15 @@ def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHull
         occ = occ * torch.sigmoid((1.0 - q) * 40)
     occ = occ.reshape(S, 1, n[2], n[1], n[0])
     bmin, bsize = cen - half, 2 * half
-    # march every pixel's ray through its sample's volume
-    o, d = pixel_rays(c_lo, h, w)                                              # [S*V, h, w, 3]
-    o, d = o.reshape(S, -1, 3), d.reshape(S, -1, 3)
+    # march the foreground pixels' rays through their sample's volume: each sample's foreground rays first, as
+    # many as the fullest sample has (one host sync for that count); the rest are masked out below
+    o_all, d_all = pixel_rays(c_lo, h, w)                                      # [S*V, h, w, 3]
+    o_all, d_all = o_all.reshape(S, -1, 3), d_all.reshape(S, -1, 3)
+    need = fg.reshape(S, -1)
+    rmax = max(1, int(need.sum(1).max()))
+    order = torch.argsort((~need).to(torch.uint8), dim=1, stable=True)[:, :rmax]
+    o = o_all.gather(1, order[..., None].expand(-1, -1, 3))
+    d = d_all.gather(1, order[..., None].expand(-1, -1, 3))
     inv = 1.0 / torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
     ta, tb = (bmin - o) * inv, (bmin + bsize - o) * inv
     tn = torch.minimum(ta, tb).amax(-1).clamp(min=0)
@@ -416,9 +422,11 @@ def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHull
     s2 = torch.linspace(0, 1, 10, device=dev)
     tt = t0[..., None] + (t1 - t0)[..., None] * s2
     th, hit2, _, _ = crossing(sample_occ(o[:, :, None] + tt[..., None] * d[:, :, None]), tt)
-    need = fg.reshape(S, -1)
-    t_h = torch.where(need, torch.where(hit2, th, t0), torch.zeros_like(th)).reshape(S * V, h, w)
-    hit = (hit & valid & need).reshape(S * V, h, w)
+    t_h = torch.zeros_like(need, dtype=th.dtype).scatter(1, order, torch.where(hit2, th, t0))
+    hit = torch.zeros_like(need).scatter(1, order, hit & valid)
+    t_h = torch.where(need, t_h, torch.zeros_like(t_h)).reshape(S * V, h, w)
+    hit = (hit & need).reshape(S * V, h, w)
+    o, d = o_all, d_all
     fgv = fg.reshape(S * V, h, w)
     ok = hit & fgv
     val = torch.where(ok, t_h, torch.zeros_like(t_h))[:, None]
