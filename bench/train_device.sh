@@ -9,6 +9,7 @@
 # Data: the batched SynthHeads engine (on by default on CUDA, avat3r/data/engine.py) with the robustness
 # augmentations AUGMENT (default "real": every switch of avat3r/data/augment.py; "off" for none).
 #   PHASE=main TRAIN_S=420 bash bench/train_device.sh     # train the small preset for 420 s (or MAIN_MIN=7)
+#   BENCH_ENGINE=1 ...: first measure the data engine at the paper's sizes (~50 s; results in results.tgz)
 set -uo pipefail
 source bench/device_env.sh
 PHASE=${PHASE:-main}; MAIN=${MAIN:-/tmp/avat3r_main}; ABL=${ABL:-/tmp/avat3r_abl}
@@ -21,6 +22,10 @@ LOGS=$OUT/logs; mkdir -p "$LOGS"
 t0=$SECONDS
 python3 -c "$GSPLAT_COMPILE_PY" > "$LOGS/compile.log" 2>&1 || { echo "gsplat setup failed"; tail -20 "$LOGS/compile.log"; exit 1; }
 echo "setup $((SECONDS - t0)) s"
+if [ "${BENCH_ENGINE:-0}" = 1 ]; then  # optional, ~50 s: the data engine at the paper's sizes and with augmentations
+  timeout 120 python3 bench/data_engine.py --runs paper/off,small/real --pool 16 --seconds 3 --no-old --no-train \
+    --out "$LOGS" > "$LOGS/bench_engine.log" 2>&1; echo "engine bench rc=$? $((SECONDS - t0)) s"
+fi
 
 main_run() {  # $1: comma-separated GPU ids
   local gpus=$1 n; n=$(echo "$1" | tr ',' '\n' | wc -l)
