@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -33,9 +34,11 @@ def run(device: str, generator=None, weights=None, repeats: int = 3, truncation:
     load_s = time.perf_counter() - t
     cam = orbit_camera(20.0, 5.0, 256)
     stages = {"sample_and_views": [], "reconstruct": [], "animate_and_render": [], "total": []}
+    cpu_s = []  # process CPU time per run: on a shared, oversubscribed CPU the wall time says little
     for i in range(repeats + 1):
         seed = 1000 + i
         _sync(dev)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         cap, _ = generated_capture(G, seed, truncation, pipe.image_size)
         _sync(dev)
@@ -49,6 +52,7 @@ def run(device: str, generator=None, weights=None, repeats: int = 3, truncation:
         assert frame.shape == (256, 256, 3)
         if i == 0:
             continue  # warm-up
+        cpu_s.append(round(time.process_time() - c0, 2))
         for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
             v_ms = round(v * 1000, 1)
             stages[k].append(v_ms)
@@ -56,7 +60,8 @@ def run(device: str, generator=None, weights=None, repeats: int = 3, truncation:
     return {"device": str(dev), "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else None,
             "cpu_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
             "generator": G.config.preset, "gaussians_gghead": G.num_gaussians, "avat3r_image_size": pipe.image_size,
-            "load_s": round(load_s, 2), "median_ms": med, "runs_ms": stages}
+            "load_s": round(load_s, 2), "median_ms": med, "runs_ms": stages, "process_cpu_s": cpu_s,
+            "loadavg_1min": round(os.getloadavg()[0], 1)}
 
 
 def main(argv=None):
