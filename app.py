@@ -7,6 +7,9 @@ heavy happens at import: the model is loaded once, on the first request. See doc
 
 from __future__ import annotations
 
+import collections
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +21,8 @@ import zipfile
 from pathlib import Path
 
 import gradio as gr
+
+from avat3r import limits
 
 try:  # Hugging Face Spaces (ZeroGPU): borrow a GPU for the decorated calls; a no-op elsewhere
     import spaces
@@ -34,11 +39,12 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES = Path(os.environ.get("AVAT3R_EXAMPLES", ROOT / "demo" / "examples"))
 from avat3r.io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # noqa: E402  (the one list; light: no torch)
 
-MAX_IMAGES = 8  # the network takes 1..8 views
-MAX_FILE_MB = 20  # per uploaded file (enforced by Gradio before our code runs)
-MAX_MEGAPIXELS = 40  # per photo; larger photos are refused with a message
-MAX_ZIP_MB = 100  # uncompressed size of a capture-folder zip
-MAX_ZIP_FILES = 200
+MAX_IMAGES = limits.MAX_VIEWS  # the network takes 1..8 views
+MAX_FILE_MB = limits.MAX_FILE_MB  # per uploaded file (enforced by Gradio before our code runs)
+# Disk and rate bounds (limits.py); the environment may lower or raise them for one deployment or a test.
+SESSION_DISK_MB = float(os.environ.get("AVAT3R_SESSION_DISK_MB", limits.SESSION_DISK_MB))
+TOTAL_DISK_MB = float(os.environ.get("AVAT3R_TOTAL_DISK_MB", limits.TOTAL_DISK_MB))
+UPLOADS_PER_MINUTE = int(os.environ.get("AVAT3R_UPLOADS_PER_MINUTE", limits.UPLOADS_PER_MINUTE))
 QUEUE_SIZE = int(os.environ.get("AVAT3R_QUEUE_SIZE", 16))
 MAX_SLIDERS = 24  # models with longer codes (e.g. 256-d) get sliders for the first dims; the rest follow presets
 TURNTABLE_FRAMES = int(os.environ.get("AVAT3R_TURNTABLE_FRAMES", 24))  # one orbit in 3 s
@@ -49,6 +55,43 @@ WORK = Path(tempfile.gettempdir()) / "avat3r_app"
 def UserError(message: str, title: str = "Error") -> gr.Error:  # noqa: N802
     """A message for the user (shown in the page); no traceback in the server log: nothing went wrong there."""
     return gr.Error(message, title=title, print_exception=False)
+
+
+def _user_error(e: Exception, title: str = "Cannot build the avatar") -> gr.Error:
+    msg = str(e).strip() or type(e).__name__
+    if str(WORK) in msg:  # never show a server path: name the user's file as they uploaded it
+        msg = msg.replace(str(WORK) + os.sep, "").replace(str(WORK), "")
+    return UserError(msg.replace("\n", "<br>"), title=title)
+
+
+def friendly(title: str):
+    """Every failure of a step reaches the page as a gr.Error with a message (never a bare "Error"): our
+    Avat3rError as it is, anything else as an internal error (its traceback goes to the server log)."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            from avat3r.errors import Avat3rError
+
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Avat3rError as e:
+                raise _user_error(e, title) from None
+            except MemoryError:
+                raise UserError("The server ran out of memory for this request: use fewer or smaller images.",
+                                title=title) from None
+            except Exception as e:  # a bug: the user still gets a sentence, the log gets the traceback
+                import traceback
+
+                traceback.print_exc()
+                raise UserError(f"Internal error ({type(e).__name__}); please try again, and report it if it "
+                                "persists.", title=title) from None
+
+        return wrapped
+
+    return deco
 
 
 # ---- the model: loaded once, lazily ---------------------------------------------------------------------
@@ -91,47 +134,157 @@ def get_pipeline():
     return _PIPE
 
 
-# ---- per-session files ----------------------------------------------------------------------------------
-def _session_dir() -> Path:
-    WORK.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in WORK.iterdir():  # housekeeping: results older than 2 h go
+# ---- per-session files, bounded (issue 13) ---------------------------------------------------------------
+# WORK/<session key>/<creation>/: one folder per browser session (its key a hash of Gradio's session id, never
+# the client's string itself), holding only that session's latest creation. Each session may keep SESSION_DISK_MB,
+# all together TOTAL_DISK_MB: above it the oldest sessions are deleted first. Results older than 2 h go anyway.
+_DISK_LOCK = threading.Lock()
+
+
+def _session_key(request) -> str:
+    raw = getattr(request, "session_hash", None) or uuid.uuid4().hex
+    return hashlib.sha256(str(raw).encode()).hexdigest()[:16]
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
         try:
-            if now - old.stat().st_mtime > 7200:
-                shutil.rmtree(old, ignore_errors=True)
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
         except OSError:
             pass
-    d = WORK / uuid.uuid4().hex[:12]
-    d.mkdir()
-    return d
+    return total
+
+
+def _prune_total(keep: Path | None = None) -> None:
+    """Delete sessions older than 2 h, then the oldest sessions until all of WORK fits TOTAL_DISK_MB."""
+    now = time.time()
+    sessions = []
+    for d in WORK.iterdir():
+        if d.name == "examples" or not d.is_dir():
+            continue
+        try:
+            mtime = d.stat().st_mtime
+        except OSError:
+            continue
+        if now - mtime > 7200:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            sessions.append((mtime, d))
+    sizes = {d: _du(d) for _, d in sessions}
+    total = sum(sizes.values())
+    for _, d in sorted(sessions, key=lambda t: t[0]):  # oldest first
+        if total <= TOTAL_DISK_MB * 2**20:
+            break
+        if keep is not None and d == keep:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        total -= sizes[d]
+
+
+def _session_dir(request=None) -> Path:
+    """A fresh folder for this session's new creation; the session's earlier creations are deleted (their
+    outputs were handed to Gradio's cache already)."""
+    with _DISK_LOCK:
+        WORK.mkdir(parents=True, exist_ok=True)
+        session = WORK / _session_key(request)
+        if session.is_dir():
+            for old in session.iterdir():
+                shutil.rmtree(old, ignore_errors=True)
+        _prune_total(keep=session)
+        d = session / uuid.uuid4().hex[:12]
+        d.mkdir(parents=True)
+        os.utime(session)
+        return d
+
+
+def _check_session_disk(work: Path) -> None:
+    """Before writing more files for a session: drop its old viewer files, then refuse when it is over the limit."""
+    session = work.parent
+    with _DISK_LOCK:
+        if _du(session) <= SESSION_DISK_MB * 2**20:
+            return
+        for p in sorted(work.glob("viewer_*.ply"), key=lambda q: q.stat().st_mtime)[:-1]:
+            p.unlink(missing_ok=True)
+        if _du(session) > SESSION_DISK_MB * 2**20:
+            raise UserError(f"This session keeps more than {SESSION_DISK_MB:g} MB of files on the server (the limit). "
+                            "Create the avatar again to start afresh.", title="Too much data")
+
+
+# ---- uploads per client per minute ---------------------------------------------------------------------
+_RATE: dict[str, collections.deque] = {}
+_RATE_LOCK = threading.Lock()
+
+
+def _client_key(request) -> str:
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
+
+
+def _check_rate(request) -> None:
+    """At most UPLOADS_PER_MINUTE creations per client (address) in any 60 s; else a message with the limit."""
+    key, now = _client_key(request), time.monotonic()
+    with _RATE_LOCK:
+        q = _RATE.setdefault(key, collections.deque())
+        while q and now - q[0] > 60:
+            q.popleft()
+        if len(q) >= UPLOADS_PER_MINUTE:
+            wait = 60 - (now - q[0])
+            raise UserError(f"Too many creations from your address: the limit is {UPLOADS_PER_MINUTE} a minute. Try "
+                            f"again in {wait:.0f} s.", title="Please wait")
+        q.append(now)
+        if len(_RATE) > 10_000:  # forget idle clients
+            for k in [k for k, v in _RATE.items() if not v or now - v[-1] > 60]:
+                _RATE.pop(k, None)
+
+
+class UploadLimiter:
+    """ASGI middleware: at most UPLOAD_REQUESTS_PER_MINUTE uploads and UPLOAD_MB_PER_MINUTE per client address
+    in any 60 s, on Gradio's upload route (which stores files before any of our code runs); 429 beyond."""
+
+    def __init__(self, app):
+        self.app = app
+        self.seen: dict[str, collections.deque] = {}
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") == "http" and scope.get("method") == "POST" and scope.get("path", "").endswith("/upload"):
+            host = (scope.get("client") or ("unknown", 0))[0]
+            headers = dict(scope.get("headers") or [])
+            try:
+                size = int(headers.get(b"content-length", b"0"))
+            except ValueError:
+                size = 0
+            now = time.monotonic()
+            with self.lock:
+                q = self.seen.setdefault(host, collections.deque())
+                while q and now - q[0][0] > 60:
+                    q.popleft()
+                used = sum(n for _, n in q)
+                over = (len(q) >= limits.UPLOAD_REQUESTS_PER_MINUTE
+                        or used + size > limits.UPLOAD_MB_PER_MINUTE * 2**20)
+                if not over:
+                    q.append((now, size))
+            if over:
+                body = (f"Too many uploads from your address: the limit is {limits.UPLOAD_REQUESTS_PER_MINUTE} uploads "
+                        f"and {limits.UPLOAD_MB_PER_MINUTE} MB a minute. Try again in a minute.").encode()
+                await send({"type": "http.response.start", "status": 429,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"60")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 def _safe_extract(zip_path: Path, out: Path) -> Path:
-    """Extract a capture-folder zip with limits (size, count, no paths outside ``out``) -> the capture folder."""
+    """Extract a capture-folder zip within the limits (avat3r.io.zips) -> the capture folder (or ``out``)."""
+    from avat3r.errors import Avat3rError
+    from avat3r.io.zips import extract_zip
+
     try:
-        zf = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
-        raise UserError(f"{zip_path.name} is not a valid zip file. Zip a capture folder (images/ + cameras.json) "
-                       "or upload the photos themselves.") from None
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        if len(infos) > MAX_ZIP_FILES:
-            raise UserError(f"{zip_path.name} holds {len(infos)} files; a capture-folder zip may hold at most {MAX_ZIP_FILES}.")
-        total = sum(i.file_size for i in infos)
-        if total > MAX_ZIP_MB * 2**20:
-            raise UserError(f"{zip_path.name} unpacks to {total / 2**20:.0f} MB; the limit is {MAX_ZIP_MB} MB. "
-                           f"Use at most {MAX_IMAGES} images of a few megapixels.")
-        root = out.resolve()
-        for info in infos:
-            name = info.filename.replace("\\", "/")
-            if name.startswith("__MACOSX/") or Path(name).name.startswith("."):
-                continue
-            target = (out / name).resolve()
-            if root not in target.parents:
-                raise UserError(f"{zip_path.name} contains an unsafe path {info.filename!r}; re-create the zip from the capture folder.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        extract_zip(zip_path, out, name=zip_path.name)
+    except Avat3rError as e:
+        raise _user_error(e) from None
     found = sorted(out.rglob("cameras.json"), key=lambda p: len(p.parts))
     if found:
         return found[0].parent
@@ -139,16 +292,13 @@ def _safe_extract(zip_path: Path, out: Path) -> Path:
 
 
 def _check_photo(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
+    from avat3r.errors import Avat3rError
+    from avat3r.io.images import check_image_file
 
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError):
-        raise UserError(f"{path.name} is not an image that can be read. Upload PNG or JPEG photos "
-                       "(or a capture-folder .zip).") from None
-    if w * h > MAX_MEGAPIXELS * 1e6:
-        raise UserError(f"{path.name} is {w * h / 1e6:.0f} megapixels; the limit is {MAX_MEGAPIXELS}. Downscale the photo.")
+        check_image_file(path, path.name)
+    except Avat3rError as e:
+        raise UserError(f"{e} Upload PNG or JPEG photos (or a capture-folder .zip).") from None
 
 
 def resolve_inputs(files, work: Path):
@@ -207,6 +357,7 @@ def list_examples() -> dict[str, Path]:
     return out
 
 
+@friendly("Cannot load the example")
 def example_files(label: str | None) -> list[str]:
     """The files an example uploads: its photos, or a zip of its capture folder (made once, cached)."""
     if not label:
@@ -233,11 +384,6 @@ def _progress_cb(progress, lo: float = 0.0, hi: float = 1.0):
     return lambda f, msg: progress(lo + (hi - lo) * f, desc=msg)
 
 
-def _user_error(e: Exception) -> gr.Error:
-    msg = str(e).strip() or type(e).__name__
-    return UserError(msg.replace("\n", "<br>"), title="Cannot build the avatar")
-
-
 def _viewer_ply(avatar, code, work: Path, tag: str) -> str:
     """The viewer's .ply (re-posed for Model3D) and nothing else; unique name so the viewer reloads."""
     from avat3r.io.ply import save_ply
@@ -250,15 +396,17 @@ def _viewer_ply(avatar, code, work: Path, tag: str) -> str:
 
 
 @GPU
-def create(files, example=None, progress=gr.Progress()):
+@friendly("Cannot build the avatar")
+def create(files, example=None, request: gr.Request = None, progress=gr.Progress()):
     """Photos / capture zip (or, with no upload, the picked example) -> (session state, preview, report,
     viewer .ply, .ply download)."""
     from avat3r.errors import Avat3rError
 
     t0 = time.time()
+    _check_rate(request)
     progress(0.0, desc="loading the model")
     pipe = get_pipeline()
-    work = _session_dir()
+    work = _session_dir(request)
     try:
         if not files and example:
             files = example_files(example)
@@ -281,35 +429,49 @@ def create(files, example=None, progress=gr.Progress()):
 
 
 @GPU
+@friendly("Cannot make the video")
 def turntable(state, progress=gr.Progress()):
     """The current avatar (neutral) orbiting once -> mp4."""
     from avat3r.io.video import write_video
 
     avatar, work = _need_avatar(state)
+    _check_session_disk(work)
     frames = avatar.turntable(TURNTABLE_FRAMES, VIDEO_SIZE, None, progress=_progress_cb(progress, 0.0, 0.95))
     progress(0.97, desc="encoding the video")
     return str(write_video(work / f"turntable_{uuid.uuid4().hex[:6]}.mp4", frames, fps=max(4, len(frames) / 3)))
 
 
 def _need_avatar(state):
-    if not state or "avatar" not in state:
+    if not isinstance(state, dict) or "avatar" not in state:
         raise UserError("Create an avatar first (tab 1: upload photos or pick an example, then press Create).")
-    return state["avatar"], Path(state["work"])
+    work = Path(state["work"])
+    if not work.is_dir():
+        raise UserError("This avatar's files were cleared from the server (sessions expire after 2 hours, or when the "
+                        "server needs space). Create it again.", title="Avatar expired")
+    return state["avatar"], work
 
 
 def _code_from(state, pipe, values) -> list[float]:
+    """Slider values (raw HTTP may send anything) -> a checked code: numbers, finite, within range."""
+    from avat3r.errors import InputError
+
     code = list(state.get("code") or [0.0] * pipe.expression_space.dim)
     for i, v in enumerate(values[: len(code)]):
-        code[i] = float(v)
-    return code
+        try:
+            code[i] = float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"expression slider {i + 1} must be a number, got {str(v)[:40]!r}") from None
+    return pipe.expression_space.resolve(code)
 
 
 @GPU
+@friendly("Cannot show this expression")
 def show_expression(state, *values, progress=gr.Progress()):
     """Slider values -> (viewer .ply, .ply download, still frame) of the current avatar under that expression."""
     avatar, work = _need_avatar(state)
     pipe = get_pipeline()
     code = _code_from(state, pipe, values)
+    _check_session_disk(work)
     progress(0.2, desc="animating")
     viewer = _viewer_ply(avatar, code, work, "expr")
     ply = str(avatar.save_ply(work / "avatar_expression.ply", code))
@@ -317,6 +479,7 @@ def show_expression(state, *values, progress=gr.Progress()):
     return state, viewer, ply
 
 
+@friendly("Cannot apply the preset")
 def apply_preset(state, name):
     """Preset button -> slider values (and the full code kept in the state)."""
     pipe = get_pipeline()
@@ -328,6 +491,7 @@ def apply_preset(state, name):
 
 
 @GPU
+@friendly("Cannot play the sequence")
 def play(state, sequence, frames_per_step, azimuth, elevation, progress=gr.Progress()):
     """Expression presets in order -> an mp4 of the avatar animating through them from one viewpoint."""
     from avat3r.errors import Avat3rError
@@ -336,12 +500,15 @@ def play(state, sequence, frames_per_step, azimuth, elevation, progress=gr.Progr
 
     avatar, work = _need_avatar(state)
     pipe = get_pipeline()
-    keys = list(sequence or [])
+    keys = list(sequence or []) if isinstance(sequence, (list, tuple)) else [sequence]
     if not keys:
         raise UserError("Pick at least one expression for the sequence (e.g. neutral, smile, surprise).")
+    if len(keys) > limits.MAX_SEQUENCE_KEYS:
+        raise UserError(f"A sequence of {len(keys)} expressions is too long; use at most {limits.MAX_SEQUENCE_KEYS}.")
+    _check_session_disk(work)
     try:
-        codes = expression_sequence(pipe.expression_space, keys, int(frames_per_step))
-        frames = avatar.animation(codes, (float(azimuth), float(elevation)), size=VIDEO_SIZE,
+        codes = expression_sequence(pipe.expression_space, keys, frames_per_step)
+        frames = avatar.animation(codes, (azimuth, elevation), size=VIDEO_SIZE,
                                   progress=_progress_cb(progress, 0.0, 0.95))
     except Avat3rError as e:
         raise _user_error(e) from None
@@ -549,8 +716,11 @@ def main() -> None:
     ap.add_argument("--share", action="store_true")
     args = ap.parse_args()
     demo = build_demo()
+    from starlette.middleware import Middleware
+
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=f"{MAX_FILE_MB}mb",
-                show_error=False, allowed_paths=[str(EXAMPLES)], footer_links=["api", "gradio"])
+                show_error=False, allowed_paths=[str(EXAMPLES)], footer_links=["api", "gradio"],
+                app_kwargs={"middleware": [Middleware(UploadLimiter)]})
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -326,17 +324,9 @@ def k_farthest_viewpoints(
 
 # ---- cameras.json -----------------------------------------------------------------------------------
 def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .io.images import atomic_save
+
+    atomic_save(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def write_cameras_json(path, names: Sequence[str], cameras: Cameras) -> None:
@@ -350,22 +340,15 @@ def read_cameras_json(path, views: Iterable[str] | None = None, *, where: str | 
     View names are checked to be plain names (``io.paths.check_view_name``): they become file names. ``where`` is
     how messages name the file (default: the path as given); the app passes the name relative to the upload so
     that no server path is shown."""
+    from .io.jsonfiles import read_json
     from .io.paths import check_view_name
-    from .limits import MAX_INPUT_FILES, MAX_JSON_BYTES, MAX_VIEWS
+    from .limits import MAX_IMAGE_SIDE, MAX_INPUT_FILES, MAX_VIEWS
 
     path = Path(path)
     shown = where or str(path)
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise FormatError(f"{shown}: {path.stat().st_size / 2**20:.1f} MB is larger than the {MAX_JSON_BYTES // 2**20} MB "
-                              "limit for a cameras.json; it should hold one small entry per view")
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FormatError(f"{shown}: file not found; a capture folder needs cameras.json beside images/") from None
-    except OSError as e:
-        raise FormatError(f"{shown}: cannot be read ({e.strerror or e}); give a readable cameras.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{shown}: not valid JSON ({e}); expected {{\"<view>\": {{\"K\", \"world_to_cam\", \"width\", \"height\"}}}}") from None
+    if not path.exists():
+        raise FormatError(f"{shown}: file not found; a capture folder needs cameras.json beside images/")
+    data = read_json(path, shown, 'cameras.json ({"<view>": {"K", "world_to_cam", "width", "height"}})')
     if not isinstance(data, dict) or not data:
         raise FormatError(f"{shown}: expected a non-empty object mapping view names to cameras")
     if len(data) > MAX_INPUT_FILES:
@@ -396,7 +379,7 @@ def read_cameras_json(path, views: Iterable[str] | None = None, *, where: str | 
         for key, out in (("width", ws), ("height", hs)):
             val = entry.get(key)
             if (not isinstance(val, (int, float)) or isinstance(val, bool) or not math.isfinite(val) or int(val) != val
-                    or not 0 < val <= 100_000):
+                    or not 0 < val <= MAX_IMAGE_SIDE):
                 raise FormatError(f"{shown}: camera {name!r} field {key!r} must be a positive integer (pixels of its "
                                   f"image), got {val!r}")
             out.append(int(val))

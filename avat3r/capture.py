@@ -86,6 +86,14 @@ def camera_mismatch(cameras: Cameras, i: int, height: int, width: int, label: st
     if head_in_front and float(cameras.world_to_cam[i, 2, 3]) <= 0:  # depth of the world origin (the head centre) in this camera
         return (f"the head (world origin) is behind the camera of {label}: cameras must be world_to_cam in the "
                 "head-centric frame (OpenCV)")
+    z = float(cameras.world_to_cam[i, 2, 3])
+    if z > 0:  # the head centre must project near the image, else K (or the pose) is wrong, not the photo
+        uv = cameras.K[i].double() @ (cameras.world_to_cam[i, :3, 3].double() / z)
+        u, v = float(uv[0]), float(uv[1])
+        if not (-width <= u <= 2 * width and -height <= v <= 2 * height):
+            return (f"the camera of {label} puts the head centre at pixel ({u:.0f}, {v:.0f}), far outside its "
+                    f"{int(width)}x{int(height)} image: check its K (focal length and principal point in pixels of this "
+                    "image) and world_to_cam (head-centric, OpenCV)")
     return None
 
 

@@ -85,6 +85,8 @@ def _add_view_args(p: argparse.ArgumentParser, size: int = 256) -> None:
 def _inputs(args):
     """Positional inputs (or --seed / --prompt for sources that take them) -> what Pipeline.reconstruct takes."""
     from .errors import InputError
+    from .io.paths import VIDEO_SUFFIXES
+    from .limits import MAX_INPUT_FILES
 
     src = None
     if getattr(args, "source", None):
@@ -105,11 +107,17 @@ def _inputs(args):
     items = [Path(x) for x in args.inputs]
     for p in items:
         if not p.exists():
-            from .errors import InputError
-
             raise InputError(f"{p}: no such file or folder")
+    if len(items) > MAX_INPUT_FILES:
+        raise InputError(f"{len(items)} inputs given; at most {MAX_INPUT_FILES} photos are considered (8 are used): "
+                         "pick the best ones")
     if len(items) == 1 and items[0].is_dir():
         return items[0]
+    videos = [p for p in items if p.suffix.lower() in VIDEO_SUFFIXES]
+    if videos:  # a video is read as a video (frames chosen from it), never as a photo
+        if len(items) > 1:
+            raise InputError(f"{videos[0]}: give one video on its own, or photos; not both")
+        return videos[0]
     return items
 
 
@@ -126,13 +134,36 @@ def _cameras(args, n: int):
     return cams
 
 
+def _device(value):
+    """--device -> a torch device that exists here, or InputError saying which ones do."""
+    if value is None:
+        return None
+    import torch
+
+    from .errors import InputError
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device {value!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise InputError(f"--device {value}: this machine has no CUDA GPU (or PyTorch was built without CUDA); "
+                             "use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise InputError(f"--device {value}: this machine has {n} CUDA GPU(s) (cuda:0..cuda:{n - 1})")
+    elif dev.type not in ("cpu", "mps"):
+        raise InputError(f"--device {value!r} is not supported; use cpu or cuda")
+    return dev
+
+
 def _load(args):
     from .pipeline import load_pipeline
 
     if getattr(args, "inputs", None) or getattr(args, "source", None):
         _inputs(args)  # a missing input file is reported before the model loads
-
-    return load_pipeline(args.weights, device=args.device)
+    return load_pipeline(args.weights, device=_device(args.device))
 
 
 def _reconstruct(args, pipe):
@@ -154,20 +185,42 @@ def _expression(pipe, value):
     from .errors import InputError
 
     p = Path(value)
+    space = pipe.expression_space
     if p.suffix.lower() in (".json", ".npy"):
-        if not p.is_file():
-            raise InputError(f"{p}: expression file not found")
-        z = np.load(p) if p.suffix.lower() == ".npy" else np.asarray(json.loads(p.read_text()), np.float32)
-        return z.astype(np.float32).reshape(-1)
-    if "," in value or value.replace(".", "", 1).lstrip("-").isdigit():
+        z = _read_numbers(p, "--expression")
+        return np.asarray(space.resolve(np.asarray(z, np.float32).reshape(-1)), np.float32)
+    if "," in value or value.replace(".", "", 1).lstrip("-").isdigit() or value.lower() in ("nan", "inf", "-inf"):
         try:
-            return np.asarray([float(v) for v in value.split(",")], np.float32)
+            z = [float(v) for v in value.split(",")]
         except ValueError:
             raise InputError(f"--expression {value!r}: not a list of numbers") from None
-    space = pipe.expression_space
+        return np.asarray(space.resolve(z), np.float32)
     if value not in space.presets:
         raise InputError(f"unknown expression preset {value!r}; this model knows: {', '.join(sorted(space.presets))}")
     return value
+
+
+def _read_numbers(p: Path, what: str):
+    """A .json (numbers or preset names) or .npy (numbers; never pickles) file -> its content, or InputError."""
+    import numpy as np
+
+    from .errors import InputError
+    from .limits import MAX_CODES_FILE_BYTES
+
+    if not p.is_file():
+        raise InputError(f"{p}: {what} file not found")
+    if p.stat().st_size > MAX_CODES_FILE_BYTES:
+        raise InputError(f"{p}: {p.stat().st_size / 2**20:.0f} MB is too large for {what} (limit "
+                         f"{MAX_CODES_FILE_BYTES // 2**20} MB)")
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise InputError(f"{p}: not a numeric .npy array ({str(e)[:100]}); save codes with numpy.save") from None
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: not valid JSON ({e}); give a list of numbers (one code) or of codes") from None
 
 
 def _sequence(pipe, args):
@@ -177,48 +230,81 @@ def _sequence(pipe, args):
     from .errors import InputError
     from .pipeline import expression_sequence
 
+    from .pipeline import check_codes
+
     space = pipe.expression_space
     p = Path(args.expressions)
     if p.suffix.lower() in (".json", ".npy"):
-        if not p.is_file():
-            raise InputError(f"{p}: expression sequence file not found")
-        data = np.load(p) if p.suffix.lower() == ".npy" else json.loads(p.read_text())
+        data = _read_numbers(p, "expression sequence")
         if isinstance(data, list) and data and all(isinstance(x, str) for x in data):
-            return expression_sequence(space, data, args.frames_per_step)
-        codes = np.asarray(data, np.float32)
+            return expression_sequence(space, data, args.frames_per_step, loop=not args.no_loop)
+        try:
+            codes = np.asarray(data, np.float32)
+        except (TypeError, ValueError):
+            raise InputError(f"{p}: expected codes [T, {space.dim}] (one list of numbers per frame) or preset names") from None
         if codes.ndim != 2 or codes.shape[1] != space.dim:
             raise InputError(f"{p}: expected codes [T, {space.dim}] (one row per frame), got shape {list(codes.shape)}")
-        return codes
+        try:
+            return check_codes(codes, space.dim)
+        except InputError as e:
+            raise InputError(f"{p}: {e}") from None
     keys = [k.strip() for k in args.expressions.split(",") if k.strip()]
     return expression_sequence(space, keys, args.frames_per_step, loop=not args.no_loop)
 
 
 # ---- commands -----------------------------------------------------------------------------------------
+def _check_out_dir(out: Path) -> Path:
+    from .errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; give a folder for -o/--out")
+    return out
+
+
 def cmd_reconstruct(args) -> int:
     from .io.images import save_image
-    from .io.video import write_video
+    from .io.video import check_fps, write_video
+    from .pipeline import check_frame_count, check_render_size
 
+    # every option is checked before the model runs and before anything is written
+    out = _check_out_dir(Path(args.out))
+    if args.frames > 0:
+        check_frame_count(args.frames, "--frames")
+        check_render_size(args.size, "--size")
+        check_fps(args.fps, "--fps")
+    elif args.frames < 0:
+        from .errors import InputError
+
+        raise InputError(f"--frames {args.frames}: give 0 (no video) or a positive number of frames")
     pipe = _load(args)
-    avatar = _reconstruct(args, pipe)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     expr = _expression(pipe, args.expression)
+    avatar = _reconstruct(args, pipe)
+    frames = None
+    if args.frames > 0:  # render before writing anything: a failure leaves no partial output
+        with _Bar("turntable", args.quiet) as bar:
+            frames = avatar.turntable(args.frames, args.size, expr, elevation=args.elevation, progress=bar)
+    out.mkdir(parents=True, exist_ok=True)
     ply = avatar.save_ply(out / "head.ply", expr)
     _say(args, f"wrote {ply}  ({len(avatar.animate(expr))} Gaussians)")
     if avatar.preview is not None:
         save_image(out / "preview.png", avatar.preview)
         _say(args, f"wrote {out / 'preview.png'}")
-    if args.frames > 0:
-        with _Bar("turntable", args.quiet) as bar:
-            frames = avatar.turntable(args.frames, args.size, expr, elevation=args.elevation, progress=bar)
+    if frames is not None:
         video = write_video(out / f"turntable.{args.video_format}", frames, fps=args.fps)
         _say(args, f"wrote {video}")
     return 0
 
 
 def cmd_animate(args) -> int:
-    from .io.video import write_video
+    from .io.images import output_path
+    from .io.video import check_fps, check_video_path, write_video
+    from .pipeline import check_angles, check_render_size
 
+    check_video_path(args.out)
+    output_path(args.out, "video")
+    check_fps(args.fps, "--fps")
+    check_render_size(args.size, "--size")
+    check_angles(args.azimuth, args.elevation)
     pipe = _load(args)
     codes = _sequence(pipe, args)
     avatar = _reconstruct(args, pipe)
@@ -230,9 +316,16 @@ def cmd_animate(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .io.images import save_image
+    from .io.images import output_path, save_image
+    from .pipeline import check_angles, check_render_size
 
-    out = Path(args.out)
+    out = output_path(args.out, "image")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        from .errors import InputError
+
+        raise InputError(f"{out}: unsupported image extension {out.suffix or '(none)'!r}; use .png, .jpg or .webp")
+    check_render_size(args.size, "--size")
+    check_angles(args.azimuth, args.elevation)
     if len(args.inputs) == 1 and args.inputs[0].lower().endswith(".ply") and not args.source:
         # render a .ply directly: no network, no weights
         from .io.ply import load_ply
@@ -244,17 +337,21 @@ def cmd_render(args) -> int:
         save_image(out, img.clamp(0, 1).numpy())
     else:
         pipe = _load(args)
+        expr = _expression(pipe, args.expression)
         avatar = _reconstruct(args, pipe)
-        img = avatar.render((args.azimuth, args.elevation), _expression(pipe, args.expression), size=args.size)
+        img = avatar.render((args.azimuth, args.elevation), expr, size=args.size)
         save_image(out, img)
     _say(args, f"wrote {out}")
     return 0
 
 
 def cmd_export(args) -> int:
+    from .io.images import output_path
+
+    output_path(args.out, ".ply")
     pipe = _load(args)
-    avatar = _reconstruct(args, pipe)
     expr = _expression(pipe, args.expression)
+    avatar = _reconstruct(args, pipe)
     path = avatar.save_ply(args.out, expr, orientation=args.orientation)
     _say(args, f"wrote {path}  ({len(avatar.animate(expr))} Gaussians, {args.orientation})")
     return 0
@@ -429,9 +526,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("avat3r: interrupted", file=sys.stderr)
         return 130
-    except (Avat3rError, OSError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Avat3rError as e:  # the whole message: multi-line ones list every reason (e.g. one per photo)
+        msg = str(e).strip() or type(e).__name__
         print(f"avat3r: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"avat3r: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("avat3r: error: out of memory; use fewer or smaller images, or a smaller --size", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as e:
         print(f"avat3r: error: this command needs the missing module {e.name!r}; install avat3r with its dependencies "

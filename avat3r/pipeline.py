@@ -152,6 +152,9 @@ def expression_sequence(space, keys: Sequence[Any], frames_per_step: int = 12, *
     """Smoothly interpolate between expressions (preset names or codes) -> codes [T, C] (smoothstep easing).
 
     With ``loop`` the sequence returns to the first key, so the video loops without a jump."""
+    keys = list(keys)
+    frames_per_step = check_frame_count(frames_per_step, "frames per step")
+    check_frame_count(max(1, len(keys) - 1 + bool(loop)) * frames_per_step + 1, "expression sequence")  # before building it
     codes = [np.asarray(space.resolve(k), dtype=np.float32) for k in keys]
     if not codes:
         raise InputError("an expression sequence needs at least one preset or code")
@@ -396,6 +399,63 @@ class Pipeline:
         return avatar
 
 
+# ---- the avatar: checks on what callers pass (issue 13: bounded, finite, clear messages) -------------------
+def check_render_size(size, what: str = "size") -> int:
+    """A render/video side length in pixels -> int, or InputError naming the limits."""
+    from .limits import MAX_RENDER_SIZE, MIN_RENDER_SIZE
+
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer, float)) or not np.isfinite(size) or int(size) != size:
+        raise InputError(f"{what} must be a whole number of pixels, got {size!r}")
+    if not MIN_RENDER_SIZE <= int(size) <= MAX_RENDER_SIZE:
+        raise InputError(f"{what} {int(size)} is out of range: renders are {MIN_RENDER_SIZE} to {MAX_RENDER_SIZE} pixels "
+                         "per side")
+    return int(size)
+
+
+def check_frame_count(n, what: str = "frames") -> int:
+    """A number of frames -> int in [1, MAX_SEQUENCE_FRAMES], or InputError naming the limit."""
+    from .limits import MAX_SEQUENCE_FRAMES
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or not np.isfinite(n) or int(n) != n:
+        raise InputError(f"{what} must be a whole number, got {n!r}")
+    if not 1 <= int(n) <= MAX_SEQUENCE_FRAMES:
+        raise InputError(f"{what}: {int(n)} frames is out of range; a sequence has 1 to {MAX_SEQUENCE_FRAMES} frames "
+                         "(shorten it or lower the frames per step)")
+    return int(n)
+
+
+def check_angles(azimuth, elevation) -> tuple[float, float]:
+    """Viewing angles in degrees -> floats, or InputError when not finite numbers."""
+    try:
+        a, e = float(azimuth), float(elevation)
+    except (TypeError, ValueError):
+        raise InputError(f"azimuth and elevation must be numbers (degrees), got {azimuth!r}, {elevation!r}") from None
+    if not (np.isfinite(a) and np.isfinite(e)):
+        raise InputError("azimuth and elevation must be finite numbers of degrees (got NaN or inf)")
+    if not -90.0 <= e <= 90.0:
+        raise InputError(f"elevation {e:g} is out of range: use -90 to 90 degrees")
+    return a, e
+
+
+def check_codes(codes, dim: int) -> np.ndarray:
+    """Expression codes [T, C] -> float32 array, or InputError (shape, NaN/inf, range, length)."""
+    from .limits import MAX_EXPRESSION_ABS
+
+    try:
+        z = np.asarray(codes, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f"expression codes must be numbers [T, {dim}] (one row per frame)") from None
+    if z.ndim != 2 or z.shape[1] != dim:
+        raise InputError(f"expression codes must be [T, {dim}] (one row per frame), got shape {list(z.shape)}")
+    check_frame_count(len(z), "expression sequence")
+    if not np.isfinite(z).all():
+        raise InputError("expression codes contain NaN or inf; give finite numbers (the presets span about [-1, 1])")
+    if np.abs(z).max() > MAX_EXPRESSION_ABS:
+        raise InputError(f"expression code value {float(np.abs(z).max()):g} is out of range: values must lie within "
+                         f"±{MAX_EXPRESSION_ABS:g} (the presets span about [-1, 1])")
+    return z
+
+
 # ---- the avatar ---------------------------------------------------------------------------------------
 class Avatar:
     """A reconstructed head: the cached expression-independent state plus what made it.
@@ -445,9 +505,7 @@ class Avatar:
         default 1 on CPU, where batching was measured 3-4x slower per frame, 8 on GPU)."""
         if batch is None:
             batch = 1 if self.pipeline.device.type == "cpu" else 8
-        z = torch.as_tensor(np.asarray(codes, np.float32), device=self.pipeline.device)
-        if z.ndim != 2 or z.shape[1] != self.pipeline.expression_space.dim:
-            raise InputError(f"expression codes must be [T, {self.pipeline.expression_space.dim}], got {list(z.shape)}")
+        z = torch.as_tensor(check_codes(codes, self.pipeline.expression_space.dim), device=self.pipeline.device)
         out: list[Gaussians] = []
         for i in range(0, len(z), batch):
             maps = self.pipeline.model.animate(self.state, z[i:i + batch])
@@ -456,12 +514,18 @@ class Avatar:
 
     # ---- rendering --------------------------------------------------------------------------------------
     def _cameras(self, camera, size: int | None) -> Cameras:
+        if size is not None:
+            size = check_render_size(size)
         if isinstance(camera, Cameras):
+            if size is None:
+                for w, h in zip(camera.width.tolist(), camera.height.tolist()):
+                    check_render_size(w, "camera width")
+                    check_render_size(h, "camera height")
             return camera if size is None else camera.resize(size, size)
         if camera is None:
             camera = (0.0, 0.0)
         if isinstance(camera, (tuple, list)) and len(camera) == 2:
-            return orbit_camera(float(camera[0]), float(camera[1]), size or 256)
+            return orbit_camera(*check_angles(camera[0], camera[1]), 256 if size is None else size)
         raise InputError(f"camera must be a Cameras object or (azimuth, elevation) in degrees, got {camera!r}")
 
     @torch.inference_mode()
@@ -483,8 +547,9 @@ class Avatar:
     def turntable(self, n_frames: int = 48, size: int = 256, expression=None, *, elevation: float = 5.0,
                   background=(0.0, 0.0, 0.0), progress: Progress | None = None) -> list[np.ndarray]:
         """A full orbit around the head -> n_frames HxWx3 uint8 frames (starts frontal)."""
-        if n_frames < 1:
-            raise InputError("turntable needs at least 1 frame")
+        n_frames = check_frame_count(n_frames, "turntable")
+        size = check_render_size(size)
+        _, elevation = check_angles(0.0, elevation)
         g = self.animate(expression)
         cams = turntable_cameras(n_frames, size, elevation=elevation, azimuth_range=(0.0, 360.0))
         frames: list[np.ndarray] = []
@@ -499,7 +564,7 @@ class Avatar:
                   progress: Progress | None = None) -> list[np.ndarray]:
         """Expression codes [T, C] (see ``expression_sequence``) seen from one camera -> T uint8 frames."""
         cams = self._cameras(camera, size)
-        codes = np.asarray(codes, np.float32)
+        codes = check_codes(codes, self.pipeline.expression_space.dim)
         frames: list[np.ndarray] = []
         step = 1 if self.pipeline.device.type == "cpu" else 8
         for i in range(0, len(codes), step):
@@ -514,6 +579,8 @@ class Avatar:
         """Write the avatar under ``expression`` as a standard 3DGS .ply (metres, y-up head-centric frame)."""
         from .io.ply import save_ply
 
+        if orientation not in ("y_up", "y_down"):
+            raise InputError(f"orientation must be 'y_up' or 'y_down', got {orientation!r}")
         return save_ply(path, self.animate(expression), orientation=orientation)
 
 

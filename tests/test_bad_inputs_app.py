@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -29,7 +28,8 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, work):
     ckpt = make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
-    with AppServer(ckpt, env={"TMPDIR": str(work)}) as srv:
+    # the corpus makes many creations from one address: the per-client rate limit has its own test below
+    with AppServer(ckpt, env={"TMPDIR": str(work), "AVAT3R_UPLOADS_PER_MINUTE": "1000"}) as srv:
         yield srv
 
 
@@ -109,3 +109,80 @@ def test_second_session_never_reads_the_first_sessions_upload(server, capture, w
     assert _files_under(root) - before_b == set(), "B's upload was left on the server"
     with pytest.raises(AppError, match="Create an avatar first"):  # B got no avatar
         b.predict(["neutral"], 2, 0, 0, api_name="/play")
+
+
+# ---- the corpus over HTTP (one shared app) -------------------------------------------------------------------
+from bad_inputs_corpus import HTTP_CASES, Ctx, run_http  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def avatar_client(server, capture, tmp_path_factory):
+    """A session that has an avatar (for the slider and play cases)."""
+    c = Client(server.url, verbose=False)
+    c.predict([handle_file(str(zip_capture(capture, tmp_path_factory.mktemp("ok") / "ok.zip")))], None, api_name="/create")
+    return c
+
+
+@pytest.mark.parametrize("case", HTTP_CASES, ids=[c.id for c in HTTP_CASES])
+def test_http_refuses(case, server, capture, work, avatar_client, tmp_path, ckpt_ctx):
+    out = run_http(case, ckpt_ctx, tmp_path, server.url, _app_work(work), avatar_client)
+    assert out.kind == "clean", f"{case.id}: {out.kind} ({out.error}: {out.message}; left {out.leftovers})"
+    assert re.search(case.phrase, out.message, re.I), f"{case.id}: {case.phrase!r} not in {out.message!r}"
+    assert "Traceback" not in out.message and str(work) not in out.message
+
+
+@pytest.fixture(scope="module")
+def ckpt_ctx(capture, tmp_path_factory):
+    return Ctx(tmp_path_factory.mktemp("unused"), capture)
+
+
+# ---- rate and disk limits (an app of their own, with small limits) -------------------------------------------
+def test_rate_and_disk_limits(tmp_path_factory, capture, tmp_path):
+    """Small limits: a session over its disk bound is refused more files; a new session pushes the oldest one
+    out when all sessions are over the total; a session keeps only its latest creation; the fourth creation
+    from one address within a minute is refused; raw uploads beyond their count get 429."""
+    import urllib.request
+
+    work = tmp_path_factory.mktemp("limits_tmp")
+    ckpt = make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt2") / "tiny")
+    env = {"TMPDIR": str(work), "AVAT3R_UPLOADS_PER_MINUTE": "3", "AVAT3R_SESSION_DISK_MB": "0.05",
+           "AVAT3R_TOTAL_DISK_MB": "0.05"}
+    z = zip_capture(capture, tmp_path / "ok.zip")
+    root = _app_work(work)
+
+    def sessions():
+        return sorted(d for d in root.iterdir() if d.name != "examples")
+
+    with AppServer(ckpt, env=env) as srv:
+        c1 = Client(srv.url, verbose=False)
+        c1.predict([handle_file(str(z))], None, api_name="/create")
+        with pytest.raises(AppError, match=r"more than 0.05 MB of files on the server \(the limit\)"):
+            c1.predict(*([0.5] * 20), api_name="/show_expression")
+        first = sessions()
+        assert len(first) == 1
+        c2 = Client(srv.url, verbose=False)
+        c2.predict([handle_file(str(z))], None, api_name="/create")
+        assert first[0] not in sessions() and len(sessions()) == 1, "the oldest session should have been deleted"
+        with pytest.raises(AppError, match=r"cleared from the server"):
+            c1.predict(["neutral"], 2, 0, 0, api_name="/play")
+        c2.predict([handle_file(str(z))], None, api_name="/create")  # a new creation replaces the session's old one
+        assert len(list(sessions()[0].iterdir())) == 1, "the session keeps only its latest creation"
+        with pytest.raises(AppError, match=r"limit is 3 a minute"):  # the fourth creation within the minute
+            Client(srv.url, verbose=False).predict([handle_file(str(z))], None, api_name="/create")
+        # raw uploads: beyond the per-minute count the upload route answers 429 with the limit
+        codes = []
+        for _ in range(70):
+            req = urllib.request.Request(srv.url + "gradio_api/upload", method="POST", data=b"--x--\r\n",
+                                         headers={"Content-Type": "multipart/form-data; boundary=x"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    codes.append(r.status)
+            except urllib.error.HTTPError as e:
+                codes.append(e.code)
+                if e.code == 429:
+                    assert b"limit is 60 uploads" in e.read()
+                    break
+        assert codes[-1] == 429 and len(codes) <= 61
+        # the app still answers
+        with urllib.request.urlopen(srv.url, timeout=10) as r:
+            assert r.status == 200

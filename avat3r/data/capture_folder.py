@@ -76,19 +76,10 @@ def read_capture_folder(folder, views=None, *, where: str | None = None) -> Capt
         raise FormatError(f"{shown}/images: views have different sizes {sorted(shapes)}; crop/resize them to one size")
     expr = None
     ep = folder / "expressions.json"
-    if ep.is_file():
-        data = _read_json(ep, f"{shown}/expressions.json")
-        if not isinstance(data, dict):
-            raise FormatError(f"{shown}/expressions.json: expected {{\"<view>\": [code...]}}")
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise FormatError(f"{shown}/expressions.json: no expression for views {missing[:10]}")
-        try:
-            expr = np.asarray([data[n] for n in names], dtype=np.float32)
-        except (TypeError, ValueError):
-            raise FormatError(f"{shown}/expressions.json: expression codes must be equal-length lists of numbers") from None
-        if expr.ndim != 2 or not np.isfinite(expr).all():
-            raise FormatError(f"{shown}/expressions.json: expression codes must be equal-length lists of finite numbers")
+    if ep.is_file():  # one validation of the format (io/jsonfiles.py): names, lengths, finite, within range
+        from ..io.jsonfiles import read_expressions_json
+
+        expr = read_expressions_json(ep, names, where=f"{shown}/expressions.json")
     meta = {}
     sp = folder / "synth.json"
     if sp.is_file():

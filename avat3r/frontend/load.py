@@ -84,6 +84,9 @@ def load_photo(src, name: str) -> Photo:
     meta = {}
     src_in = src
     if isinstance(src, (str, os.PathLike)) and Path(src).is_file():
+        from ..io.images import check_image_file
+
+        check_image_file(src, name)  # pixels from the header, before anything is decoded (issue 13)
         try:
             pil = Image.open(src)
             if max(pil.size) > MAX_SIDE:
@@ -132,6 +135,9 @@ def read_video_candidates(path, n_candidates: int = 32, name: str | None = None)
     name = name or str(path)
     if not path.exists():
         raise InputError(f"{name}: video file not found")
+    from ..io.video import check_video
+
+    check_video(path, name)  # frame pixels and frame count from the header (limits.py), before decoding
     try:
         reader = imageio.get_reader(path, format="FFMPEG")
         meta = reader.get_meta_data()

@@ -301,6 +301,12 @@ def prepare(
                 failures.append(Failure(i, names[i], f"the face is cut off at the {side} edge of {label(i)}: use a photo "
                                         "that shows the whole head with some space around it"))
                 continue
+        if out[worst] > cfg.max_cut_off and face is None:  # given cameras: the camera, not the photo, is suspect
+            failures.append(Failure(i, names[i], f"the given camera of {label(i)} puts about {100 * out[worst]:.0f}% "
+                                    f"of the head outside the image (past its {worst} edge): check its K (focal "
+                                    "length and principal point in pixels of this image) and world_to_cam "
+                                    "(head-centric, OpenCV)"))
+            continue
         if out[worst] > cfg.max_cut_off:
             failures.append(Failure(i, names[i], f"the head is cut off at the {worst} edge of {label(i)} (about "
                                     f"{100 * out[worst]:.0f}% of it is outside the photo): use a photo that shows the "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -16,10 +17,41 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from ..limits import MAX_IMAGE_PIXELS
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, bytes]
 
-Image.MAX_IMAGE_PIXELS = 200_000_000  # allow 40+ megapixel photos, still refuse decompression bombs
+# Pillow's own bomb guard stays on as a backstop (its error is caught below); ours (MAX_IMAGE_PIXELS, from the
+# header, before any decoding) is lower, so a user sees our message with the limit.
+Image.MAX_IMAGE_PIXELS = 4 * MAX_IMAGE_PIXELS
+
+
+def check_pixels(width: int, height: int, name: str, limit: int = MAX_IMAGE_PIXELS) -> None:
+    """InputError when an image of width x height exceeds ``limit`` pixels (checked before decoding)."""
+    if width * height > limit:
+        raise InputError(f"{name} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
+                         f"{limit / 1e6:.0f} megapixels: downscale it")
+
+
+def check_image_file(src, name: str, limit: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Read only the header of an image file (path or bytes) -> (width, height); InputError when it is not an
+    image or has more than ``limit`` pixels. Nothing is decoded, so a decompression bomb costs nothing."""
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            w, h = im.size
+    except Image.DecompressionBombError:
+        raise InputError(f"{name} declares far more pixels than the {limit / 1e6:.0f} megapixel limit (a "
+                         "decompression bomb?): use an ordinary photo") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{name}: cannot read this file as an image ({_short(e)}); use a PNG or JPEG file") from None
+    check_pixels(w, h, name, limit)
+    return w, h
+
+
+def _short(e: Exception) -> str:
+    """An exception's message without server paths (PIL names the file it could not read)."""
+    msg = str(e)
+    return re.sub(r"(?:[A-Za-z]:)?[/\\][^\s'\"]*", "<file>", msg)[:200]
 
 
 def _describe(src) -> str:
@@ -36,16 +68,22 @@ def _open_pil(src: ImageLike, name: str) -> Image.Image:
                 raise InputError(f"{name}: file not found")
             if p.stat().st_size == 0:
                 raise InputError(f"{name}: file is empty (0 bytes); re-export or re-download the image")
+            check_image_file(p, name)
             img = Image.open(p)
         elif isinstance(src, bytes):
+            check_image_file(src, name)
             img = Image.open(io.BytesIO(src))
         else:
             img = src
+            check_pixels(*img.size, name)
         img.load()
     except InputError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{name}: cannot read this file as an image ({e}); use a PNG or JPEG file") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{name} has far more pixels than the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixel limit (a "
+                         "decompression bomb?): use an ordinary photo") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as e:
+        raise InputError(f"{name}: cannot read this file as an image ({_short(e)}); use a PNG or JPEG file") from None
     return ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
 
 
@@ -117,15 +155,47 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def atomic_save(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move it into place, so a failure never leaves a half-written file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def output_path(path, what: str = "output") -> Path:
+    """Check that ``path`` can be written (its folder exists or can be made, it is not a folder) -> Path.
+    Messages name the path the user gave, never a temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name for the {what}")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{path}: cannot create its folder ({e.strerror or e}); choose another place for the {what}") from None
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{path}: its folder is not writable; choose another place for the {what}")
+    return path
+
+
+def atomic_save(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move it into place, so a failure never leaves a half-written file. The file
+    gets the usual mode (0666 less the umask, e.g. 0644), not mkstemp's private 0600. An OSError names ``path``
+    (what the user asked for), never the hidden temporary file."""
+    path = output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as e:
+        raise InputError(f"{path}: cannot be written ({e.strerror or e}); choose another place") from None
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise InputError(f"{path}: cannot be written ({e.strerror or type(e).__name__}); check the disk space and the "
+                         "folder's permissions") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import FormatError, InputError
 from ..gaussians import SH_C0, Gaussians
+from ..limits import MAX_PLY_HEADER_BYTES, MAX_PLY_VERTICES
 from .images import atomic_save
 
 _REQUIRED = ["x", "y", "z", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
@@ -82,42 +83,64 @@ def save_ply(path, gaussians: Gaussians, *, orientation: str = "y_up", include_f
 
 
 def read_ply_array(path) -> np.ndarray:
-    """Read the vertex element of a binary little-endian .ply -> structured numpy array."""
+    """Read the vertex element of a binary little-endian .ply -> structured numpy array.
+
+    Every malformation of the header (bad counts, unknown types, repeated properties, a short body) is a
+    FormatError naming the file and the line."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(MAX_PLY_HEADER_BYTES)
     except FileNotFoundError:
         raise FormatError(f"{path}: file not found") from None
-    end = data.find(b"end_header\n")
-    if not data.startswith(b"ply") or end < 0:
-        raise FormatError(f"{path}: not a PLY file (missing 'ply' magic or 'end_header')")
-    lines = data[:end].decode("ascii", errors="replace").splitlines()
-    fmt = next((ln.split()[1] for ln in lines if ln.startswith("format")), None)
+    except IsADirectoryError:
+        raise FormatError(f"{path}: is a folder; give a .ply file") from None
+    end = head.find(b"end_header\n")
+    if not head.startswith(b"ply") or end < 0:
+        raise FormatError(f"{path}: not a PLY file (missing 'ply' magic or 'end_header' within the first "
+                          f"{MAX_PLY_HEADER_BYTES // 1024} KB); give a 3D Gaussian .ply")
+    lines = head[:end].decode("ascii", errors="replace").splitlines()
+    fmt_line = next((ln.split() for ln in lines if ln.startswith("format")), None)
+    fmt = fmt_line[1] if fmt_line and len(fmt_line) > 1 else None
     if fmt != "binary_little_endian":
         raise FormatError(f"{path}: PLY format {fmt!r} is not supported; expected binary_little_endian (3DGS layout)")
-    n, props, in_vertex, other_elements = None, [], False, []
+    n, props, in_vertex, seen_vertex = None, [], False, False
     for ln in lines:
         parts = ln.split()
         if not parts:
             continue
         if parts[0] == "element":
+            if len(parts) != 3 or not parts[2].isdigit():
+                raise FormatError(f"{path}: malformed header line {ln[:80]!r}; expected 'element <name> <count>'")
             in_vertex = parts[1] == "vertex"
             if in_vertex:
+                if seen_vertex:
+                    raise FormatError(f"{path}: more than one 'vertex' element in the header")
+                seen_vertex = True
                 n = int(parts[2])
-            elif int(parts[2]) > 0:
-                other_elements.append(parts[1])
+                if n > MAX_PLY_VERTICES:
+                    raise FormatError(f"{path}: header says {n} vertices; at most {MAX_PLY_VERTICES} are read")
+            elif n is None and int(parts[2]) > 0:
+                raise FormatError(f"{path}: element {parts[1]!r} comes before 'vertex'; the 3DGS layout stores the "
+                                  "vertices first")
         elif parts[0] == "property" and in_vertex:
-            if parts[1] == "list" or parts[1] not in _PLY_TYPES:
-                raise FormatError(f"{path}: unsupported vertex property type in line {ln!r}")
+            if len(parts) != 3 or parts[1] == "list" or parts[1] not in _PLY_TYPES:
+                raise FormatError(f"{path}: unsupported vertex property line {ln[:80]!r}; expected 'property <type> <name>'")
+            if any(parts[2] == k for k, _ in props):
+                raise FormatError(f"{path}: vertex property {parts[2]!r} is listed twice")
             props.append((parts[2], "<" + _PLY_TYPES[parts[1]]))
     if n is None:
         raise FormatError(f"{path}: no 'vertex' element; a 3DGS .ply stores one vertex per Gaussian")
-    if other_elements and other_elements[0] != "face":
-        pass  # extra elements after the vertices are tolerated, never read
+    if not props:
+        raise FormatError(f"{path}: the 'vertex' element has no properties")
     dtype = np.dtype(props)
-    body = data[end + len(b"end_header\n"):]
-    if len(body) < n * dtype.itemsize:
-        raise FormatError(f"{path}: file is truncated: header says {n} vertices ({n * dtype.itemsize} bytes), found {len(body)} bytes")
+    start = end + len(b"end_header\n")
+    size = path.stat().st_size - start
+    if size < n * dtype.itemsize:
+        raise FormatError(f"{path}: file is truncated: header says {n} vertices ({n * dtype.itemsize} bytes), found {size} bytes")
+    with open(path, "rb") as f:
+        f.seek(start)
+        body = f.read(n * dtype.itemsize)
     return np.frombuffer(body, dtype=dtype, count=n)
 
 

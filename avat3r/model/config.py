@@ -15,6 +15,7 @@ Presets (``ModelConfig.preset(name)``):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,32 @@ class ModelConfig:
         def bad(field_name: str, why: str) -> CheckpointError:
             return CheckpointError(f"ModelConfig.{field_name}: {why}")
 
+        for f in dataclasses.fields(self):  # types first: a float `dim` or a string size would fail deep in torch
+            v, t = getattr(self, f.name), f.type
+            if t == "int" and (not isinstance(v, int) or isinstance(v, bool)):
+                raise bad(f.name, f"must be an integer, got {v!r}; fix config.json")
+            if t == "float" and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)):
+                raise bad(f.name, f"must be a finite number, got {v!r}; fix config.json")
+            if t == "bool" and not isinstance(v, bool):
+                raise bad(f.name, f"must be true or false, got {v!r}; fix config.json")
+            if t == "str" and not isinstance(v, str):
+                raise bad(f.name, f"must be a string, got {v!r}; fix config.json")
+        for name in ("image_size", "patch_size", "dim", "heads", "expression_dim", "expression_tokens",
+                     "expression_mlp_width", "upsampler_heads", "upsampler_window"):
+            if getattr(self, name) < 1:
+                raise bad(name, f"must be at least 1, got {getattr(self, name)}; fix config.json")
+        for name in ("num_self_layers", "num_cross_layers", "expression_mlp_layers", "upsampler_steps",
+                     "upsampler_blocks", "feature_dim"):
+            if getattr(self, name) < 0:
+                raise bad(name, f"must be >= 0, got {getattr(self, name)}; fix config.json")
+        if not isinstance(self.expression_names, list) or not all(isinstance(n, str) for n in self.expression_names):
+            raise bad("expression_names", "must be a list of strings; fix config.json")
+        if not isinstance(self.expression_presets, dict):
+            raise bad("expression_presets", "must map preset names to lists of numbers; fix config.json")
+        for k, v in self.expression_presets.items():
+            if (not isinstance(v, (list, tuple)) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             and math.isfinite(x) for x in v)):
+                raise bad("expression_presets", f"preset {k!r} must be a list of finite numbers; fix config.json")
         if self.layer_order not in LAYER_ORDERS:
             raise bad("layer_order", f"must be one of {LAYER_ORDERS}, got {self.layer_order!r}")
         if self.dim % self.heads:
@@ -196,9 +223,24 @@ class ExpressionSpace:
             if expression not in self.presets:
                 raise InputError(f"unknown expression preset {expression!r}; this model knows {sorted(self.presets)}")
             return list(self.presets[expression])
-        values = [float(v) for v in (expression.tolist() if hasattr(expression, "tolist") else expression)]
+        from ..limits import MAX_EXPRESSION_ABS
+
+        try:
+            raw = expression.tolist() if hasattr(expression, "tolist") else expression
+            if isinstance(raw, (int, float)):
+                raw = [raw]
+            values = [float(v) for v in raw]
+        except (TypeError, ValueError):
+            raise InputError(f"an expression must be a preset name ({', '.join(sorted(self.presets))}) or a list of "
+                             f"{self.dim} numbers, got {str(expression)[:80]!r}") from None
         if len(values) != self.dim:
             raise InputError(f"expression code has {len(values)} values but this model expects {self.dim} ({self.names[:4]}...)")
+        if not all(math.isfinite(v) for v in values):
+            raise InputError("expression code contains NaN or inf; give finite numbers (the presets span about [-1, 1])")
+        worst = max((abs(v) for v in values), default=0.0)
+        if worst > MAX_EXPRESSION_ABS:
+            raise InputError(f"expression code value {worst:g} is out of range: values must lie within "
+                             f"±{MAX_EXPRESSION_ABS:g} (the presets span about [-1, 1])")
         return values
 
 

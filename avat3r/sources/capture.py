@@ -6,59 +6,22 @@ A zip without cameras.json but with photos is handed to the photos source (a zip
 from __future__ import annotations
 
 import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import InputError
 from ..io.paths import IMAGE_SUFFIXES
-from ..limits import MAX_VIEWS, MAX_ZIP_BYTES, MAX_ZIP_FILES, MAX_ZIP_RATIO
+from ..limits import MAX_VIEWS
 from .base import Source, SourceResult
 from .files import as_items, is_capture_folder, is_zip
 
 
 def unpack_zip(zip_path, out) -> Path:
-    """Extract a zip into ``out`` within the limits (members, bytes, ratio; no path outside ``out``, no links)
-    -> the capture folder inside (the shallowest folder holding cameras.json), else ``out`` (a zip of photos)."""
-    zip_path, out = Path(zip_path), Path(out)
-    shown = zip_path.name
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError):
-        raise InputError(f"{shown} is not a valid zip file. Zip a capture folder (images/ + cameras.json) or give the "
-                         "photos themselves") from None
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        if len(infos) > MAX_ZIP_FILES:
-            raise InputError(f"{shown} holds {len(infos)} files; a capture-folder zip may hold at most {MAX_ZIP_FILES}")
-        total = sum(i.file_size for i in infos)
-        if total > MAX_ZIP_BYTES:
-            raise InputError(f"{shown} unpacks to {total / 2**20:.0f} MB; the limit is {MAX_ZIP_BYTES // 2**20} MB. Use at "
-                             f"most {MAX_VIEWS} images of a few megapixels")
-        root = out.resolve()
-        written = 0
-        for info in infos:
-            name = info.filename.replace("\\", "/")
-            parts = PurePosixPath(name).parts
-            if name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("."):
-                continue
-            if info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO:
-                raise InputError(f"{shown}: {name} would unpack {info.file_size / info.compress_size:.0f} times its size "
-                                 f"(the limit is {MAX_ZIP_RATIO}x); re-create the zip from the capture folder")
-            target = (out / name).resolve()
-            if name.startswith("/") or ".." in parts or root not in target.parents:
-                raise InputError(f"{shown} contains an unsafe path {info.filename!r}; re-create the zip from the capture folder")
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise InputError(f"{shown}: {name} is a symbolic link; zip the files themselves")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        written += len(chunk)
-                        if written > MAX_ZIP_BYTES:
-                            raise InputError(f"{shown} unpacks to more than {MAX_ZIP_BYTES // 2**20} MB (the limit)")
-                        dst.write(chunk)
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as e:  # corrupt, encrypted, name clashes
-                raise InputError(f"{shown}: cannot unpack {name} ({type(e).__name__}); re-create the zip") from None
+    """Extract a zip into ``out`` within the limits (``io.zips.extract_zip``: members, declared and actual bytes,
+    ratio, encryption, links, name clashes, image pixels) -> the capture folder inside (the shallowest folder
+    holding cameras.json), else ``out`` (a zip of photos)."""
+    from ..io.zips import extract_zip
+
+    out = extract_zip(zip_path, out, name=Path(zip_path).name)
     found = sorted(out.rglob("cameras.json"), key=lambda p: len(p.parts))
     return found[0].parent if found else out
 
