@@ -552,7 +552,8 @@ def surprise_seed() -> int:
 
 
 @GPU
-def generate_head(seed, truncation, progress=gr.Progress()):
+@friendly("Cannot generate the head")
+def generate_head(seed, truncation, request: gr.Request = None, progress=gr.Progress()):
     """Seed + truncation -> (session state, GGHead head viewer .ply, Avat3r avatar viewer .ply, expression clip,
     report, avatar .ply download). The GGHead head and the animated Avat3r avatar are shown side by side."""
     from avat3r.errors import Avat3rError
@@ -565,6 +566,7 @@ def generate_head(seed, truncation, progress=gr.Progress()):
     t0 = time.time()
     try:
         seed, truncation = check_request(seed, truncation)  # refused before anything loads
+        _check_rate(request)
         why = gghead_unavailable()
         if why:
             raise UserError(why, title="No GGHead weights")
@@ -573,7 +575,7 @@ def generate_head(seed, truncation, progress=gr.Progress()):
         G = load_generator(device=pipe.device)
         progress(0.1, desc=f"GGHead: sampling head {seed}")
         cap, out = generated_capture(G, seed, truncation, pipe.image_size)
-        work = _session_dir()
+        work = _session_dir(request)
         head_ply = work / f"gghead_{uuid.uuid4().hex[:6]}.ply"
         save_ply(head_ply, viewer_gaussians(head_gaussians(G, out)), orientation="y_up")
         progress(0.25, desc="Avat3r: reconstructing from the four views")
