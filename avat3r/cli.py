@@ -393,7 +393,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .eval import eval_main
+    from .eval.__main__ import eval_main
 
     return int(eval_main(list(args.rest)) or 0)
 

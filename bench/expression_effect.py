@@ -40,9 +40,10 @@ def main() -> None:
     torch.set_grad_enabled(False)
     from avat3r.data.synthheads import get_rig
     from avat3r.eval.baselines import neutral_expression
-    from avat3r.eval.evaluation import EvalConfig, _dataset_for, load_for_eval, predict
+    from avat3r.eval.__main__ import _dataset_for, load_for_eval
+    from avat3r.eval.evaluation import EvalConfig, predict
     from avat3r.render import render
-    from avat3r.train.batch import collate
+    from avat3r.data.batch import collate
 
     model, tc = load_for_eval(args.checkpoint, args.device)
     model = model.eval()

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_synthetic import SyntheticHeads  # noqa: E402
 
-from avat3r.train.batch import collate, predict_gaussians  # noqa: E402
+from avat3r.data.batch import collate, predict_gaussians  # noqa: E402
 from avat3r.train.config import TrainConfig  # noqa: E402
 from avat3r.train.trainer import Trainer  # noqa: E402
 

@@ -1,6 +1,6 @@
 """A synthetic training dataset for the training benchmarks: a textured sphere 'head' seen by orbit cameras.
 
-It has the sample layout of ``avat3r.train.batch.collate`` at any resolution (paper: 4 inputs at 512², 8
+It has the sample layout of ``avat3r.data.batch.collate`` at any resolution (paper: 4 inputs at 512², 8
 supervision views at 667²) and costs nothing to load, so a benchmark measures the training step alone.
 ``num_samples`` distinct samples (deterministic by index) are generated once and cached.
 """

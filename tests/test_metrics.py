@@ -12,8 +12,9 @@ import torch
 
 from avat3r.errors import CheckpointError
 from avat3r.eval import metrics as M
-from avat3r.train.losses import Objective, ObjectiveConfig, ssim
-from avat3r.train.lpips import LPIPS, load_lpips, try_load_lpips
+from avat3r.model.lpips import LPIPS, load_lpips, try_load_lpips
+from avat3r.similarity import ssim
+from avat3r.train.losses import Objective, ObjectiveConfig
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 

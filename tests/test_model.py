@@ -10,7 +10,7 @@ import torch
 from avat3r.errors import CheckpointError, InputError
 from avat3r.gaussians import Gaussians
 from avat3r.model import Avat3rModel, AvatarState, GaussianMaps, ModelConfig
-from avat3r.model.hub import from_pretrained, load_config
+from avat3r.model.hub import load_config
 
 
 C_EXP = ModelConfig.preset("tiny").expression_dim  # 20: the SynthHeads expression space
@@ -271,7 +271,7 @@ def test_save_load_bit_identical(tmp_path):
     size32 = (tmp_path / "ckpt" / "model.safetensors").stat().st_size
     size16 = (tmp_path / "fp16" / "model.safetensors").stat().st_size
     assert size16 < 0.6 * size32
-    m3 = from_pretrained(str(tmp_path / "fp16"))
+    m3 = Avat3rModel.from_pretrained(str(tmp_path / "fp16"))
     assert next(m3.parameters()).dtype == torch.float32
     with torch.no_grad():
         c = m3(**x, expression=z)
@@ -285,19 +285,19 @@ def test_checkpoint_config_mismatch_is_clear(tmp_path):
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "dim": 48, "heads": 2}))
     with pytest.raises(CheckpointError, match=r"shape mismatch.*patch_embed\.weight"):
-        from_pretrained(d)
+        Avat3rModel.from_pretrained(d)
     (d / "config.json").write_text(json.dumps({**cfg, "num_self_layers": 3}))
     with pytest.raises(CheckpointError, match=r"missing: self_blocks\.2\."):
-        from_pretrained(d)
+        Avat3rModel.from_pretrained(d)
     (d / "config.json").write_text(json.dumps({**cfg, "num_self_layers": 1}))
     with pytest.raises(CheckpointError, match=r"unexpected: self_blocks\.1\."):
-        from_pretrained(d)
+        Avat3rModel.from_pretrained(d)
     (d / "config.json").write_text(json.dumps({**cfg, "wings": 2}))
     with pytest.raises(CheckpointError, match="unknown keys.*wings"):
         load_config(d / "config.json")
     (d / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="lacks model.safetensors"):
-        from_pretrained(d)
+        Avat3rModel.from_pretrained(d)
 
 
 def test_offline_missing_repo_says_where_to_put_weights(monkeypatch, tmp_path):

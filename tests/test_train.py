@@ -127,7 +127,7 @@ def test_run_configs_and_overrides():
 
 def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     """train_main (2 steps) -> --export fp16 weights -> eval_main writes Table 1 with the baselines."""
-    from avat3r.eval.evaluation import eval_main
+    from avat3r.eval.__main__ import eval_main
     from avat3r.model import Avat3rModel
     from avat3r.train import trainer as trainer_mod
     from avat3r.train.trainer import train_main
@@ -135,7 +135,7 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     # the CLI builds SynthHeads itself; serve it the pre-generated samples instead (same sample layout)
     pool = SamplePool.load(pool_path, length=64)
     monkeypatch.setattr(trainer_mod, "build_dataset", lambda cfg, split="train", input_size=None, length=0, device=None, deferred=False: pool)
-    import avat3r.eval.evaluation as ev_mod
+    import avat3r.eval.__main__ as ev_mod
 
     monkeypatch.setattr(ev_mod, "_dataset_for", lambda tc, model, cfg, ov: (pool, TrainConfig.from_dict(tc)))
     run, weights, out = tmp_path / "run", tmp_path / "weights", tmp_path / "eval"

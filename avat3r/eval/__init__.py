@@ -1,6 +1,7 @@
-"""Evaluation of Avat3r (paper Sec. 4.2-4.5): metrics, baselines, paper-style tables, ``avat3r eval``."""
+"""Evaluation of Avat3r (paper Sec. 4.2-4.5): metrics, baselines, paper-style tables. The command line
+``avat3r eval`` is ``avat3r.eval.__main__.eval_main`` (the only part that reads training runs)."""
 
-__all__ = ["eval_main", "evaluate", "EvalConfig"]
+__all__ = ["evaluate", "EvalConfig"]
 
 
 def __getattr__(name):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..gaussians import Gaussians
-from ..train.batch import Batch
+from ..data.batch import Batch
 
 __all__ = ["prior_only_gaussians", "neutral_expression", "BASELINES"]
 

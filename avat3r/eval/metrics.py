@@ -1,7 +1,7 @@
 """Evaluation metrics of the paper's Sec. 4.2 / Table 1: PSNR, SSIM, LPIPS, AKD, CSIM, and a video metric.
 
-- PSNR, SSIM (Gaussian 11x11, sigma 1.5; equals scikit-image, see ``avat3r.train.losses``), LPIPS (VGG, only
-  when its weights are present; see ``avat3r.train.lpips``).
+- PSNR, SSIM (Gaussian 11x11, sigma 1.5; equals scikit-image, see ``avat3r.similarity``), LPIPS (VGG, only
+  when its weights are present; see ``avat3r.model.lpips``).
 - AKD: mean Euclidean distance in pixels between the 68 dlib landmarks of the rendering and of the ground
   truth (the paper uses PIPNet keypoints, which need weights from the internet).
 - CSIM: cosine similarity of dlib's 128-d face-recognition embeddings (the paper uses ArcFace). dlib's
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..train.losses import ssim as _ssim
+from ..similarity import ssim as _ssim
 
 __all__ = [
     "psnr", "ssim", "temporal_error", "flicker", "face_pair", "MetricAccumulator", "METRICS", "to_nchw",

@@ -95,13 +95,12 @@ def load_config(path) -> ModelConfig:
         raise CheckpointError(f"{path}: {e}") from None
 
 
-def from_pretrained(repo_id_or_path, *, revision: str | None = None, local_files_only: bool | None = None,
+def from_pretrained(model_class, repo_id_or_path, *, revision: str | None = None, local_files_only: bool | None = None,
                     device="cpu", dtype: torch.dtype = torch.float32):
-    """Build an ``Avat3rModel`` from a local checkpoint directory or a Hub repo id (see the module docstring)."""
+    """Build a ``model_class`` (``Avat3rModel``) from a local checkpoint directory or a Hub repo id (see the module
+    docstring). Use ``Avat3rModel.from_pretrained(...)``; the class comes in so that hub does not import the network."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from .network import Avat3rModel
 
     cfg_path, w_path = _resolve(repo_id_or_path, revision, local_files_only)
     cfg = load_config(cfg_path)
@@ -109,7 +108,7 @@ def from_pretrained(repo_id_or_path, *, revision: str | None = None, local_files
         tensors = load_file(str(w_path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{w_path} is not a readable safetensors file ({e}); re-download or re-save the checkpoint") from e
-    model = Avat3rModel(cfg)
+    model = model_class(cfg)
     check_state_dict(model, tensors, where=str(w_path))
     model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}, strict=True)
     return model.to(device=device, dtype=dtype).eval()

@@ -1,5 +1,5 @@
 """The one adapter from views + a position prior to the network's inputs (paper eqs. 2-4), shared by inference
-(``Pipeline.reconstruct``), training (``avat3r.train.batch``) and evaluation.
+(``Pipeline.reconstruct``), training (``avat3r.data.batch``) and evaluation.
 
 ``NetworkInputs`` holds, for B items of V views, everything the network reads besides the expression:
 images, the prior's positions (eq. 2) and confidence (eq. 13), Plücker rays of the cameras (eq. 4) and optional

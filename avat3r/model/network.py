@@ -188,7 +188,7 @@ class Avat3rModel(nn.Module):
                         dtype: torch.dtype = torch.float32) -> "Avat3rModel":
         from .hub import from_pretrained
 
-        return from_pretrained(repo_id_or_path, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype)
+        return from_pretrained(cls, repo_id_or_path, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         from .hub import push_to_hub

@@ -17,7 +17,7 @@ import torch
 from ..capture import Capture
 from ..errors import InputError
 
-__all__ = ["PriorOutput", "PositionPrior", "FeatureExtractor", "NoPrior"]
+__all__ = ["PriorOutput", "PositionPrior", "FeatureExtractor", "NoPrior", "hard_confidence"]
 
 
 @dataclass
@@ -68,3 +68,8 @@ class NoPrior:
                              "estimate masks first (front end) or give them")
         m = torch.as_tensor(np.asarray(capture.masks, np.float32), device=self.device)
         return PriorOutput(torch.zeros(*m.shape, 3, device=self.device), m)
+
+
+def hard_confidence(masks: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """Confidence from a mask [..] in [0, 1]: the mask, pushed off tau so that foreground (> tau) is kept."""
+    return torch.where(masks > tau, masks.clamp(min=tau + 0.01), masks.clamp(max=tau - 0.01))

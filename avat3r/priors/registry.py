@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from ..errors import Avat3rError, CheckpointError, InputError
+from .base import hard_confidence
 
 if TYPE_CHECKING:
     from ..cameras import Cameras
@@ -155,8 +156,3 @@ def render_maps(name: str, masks: torch.Tensor, cameras: "Cameras", depth: torch
             raise InputError("the 'oracle' prior needs rendered depth")
         return depth_to_positions(depth, cameras), hard_confidence(masks)
     return torch.zeros(*masks.shape, 3, device=masks.device), masks
-
-
-def hard_confidence(masks: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
-    """Confidence from a mask [..] in [0, 1]: the mask, pushed off tau so that foreground (> tau) is kept."""
-    return torch.where(masks > tau, masks.clamp(min=tau + 0.01), masks.clamp(max=tau - 0.01))

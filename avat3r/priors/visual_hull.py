@@ -34,7 +34,7 @@ from ..cameras import Cameras, pixel_rays
 from ..capture import Capture
 from ..errors import InputError
 from ..head_template import HEAD_BOX_CENTER, HEAD_BOX_HALF, PROXY_AXES, PROXY_CENTER, proxy_radius
-from .base import PriorOutput
+from .base import PriorOutput, hard_confidence
 
 __all__ = ["VisualHullConfig", "VisualHullPrior", "OraclePrior", "visual_hull_maps", "visual_hull_maps_batched",
            "depth_to_positions"]
@@ -291,8 +291,6 @@ class OraclePrior:
         self.device = torch.device(device)
 
     def __call__(self, capture: Capture) -> PriorOutput:
-        from .registry import hard_confidence
-
         depth = capture.meta.get("depth")
         if depth is None:
             raise InputError("oracle prior: capture.meta['depth'] is missing; the oracle needs ground-truth depth "

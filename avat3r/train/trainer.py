@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import Avat3rError, CheckpointError, InputError
-from .batch import Batch, collate, render_batch
+from ..data.batch import Batch, collate, render_batch
 from .checkpoint import checkpoint_size, latest_checkpoint, load_checkpoint, read_meta, save_checkpoint
 from .config import RUNS, TrainConfig, parse_overrides
 from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_bool, cleanup, init_distributed, sample_index

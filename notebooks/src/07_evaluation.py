@@ -143,7 +143,8 @@ if table_file.exists():
     source = f"{table_file} (precomputed)"
 else:
     from avat3r.data.sampler import SynthHeadsDataset
-    from avat3r.eval.evaluation import EvalConfig, evaluate, load_for_eval
+    from avat3r.eval.__main__ import load_for_eval
+    from avat3r.eval.evaluation import EvalConfig, evaluate
 
     try:
         from avat3r.pipeline import default_weights_dir
