@@ -9,8 +9,8 @@ numpy or torch) or ``from_capture`` (a Capture + a PriorOutput); tensors go to `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -79,23 +79,6 @@ class NetworkInputs:
         (default: the prior's device, where its maps already are)."""
         dev = device if device is not None else prior.positions.device
         return cls.from_views(capture.images, capture.cameras, prior.positions, prior.confidence, features, dev)
-
-    @staticmethod
-    def stack(items: Sequence["NetworkInputs"]) -> "NetworkInputs":
-        """Concatenate items along B (features only when every item has them)."""
-        feats = [it.features for it in items]
-        return NetworkInputs(
-            torch.cat([it.images for it in items]), torch.cat([it.positions for it in items]),
-            torch.cat([it.confidence for it in items]), torch.cat([it.plucker for it in items]),
-            None if any(f is None for f in feats) else torch.cat(feats))
-
-    @property
-    def device(self) -> torch.device:
-        return self.images.device
-
-    def to(self, device, non_blocking: bool = False) -> "NetworkInputs":
-        return NetworkInputs(**{f.name: None if getattr(self, f.name) is None else
-                                getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
 
     def without_prior(self, masks: torch.Tensor | None = None) -> "NetworkInputs":
         """The "w/o prior" ablation: zero positions; confidence = the foreground masks [B, V, 1, H, W] (default: the

@@ -31,9 +31,6 @@ class PriorOutput:
         """The same maps as float32 numpy arrays (for plots and files)."""
         return PriorOutput(self.positions.detach().float().cpu().numpy(), self.confidence.detach().float().cpu().numpy())
 
-    def to(self, device) -> "PriorOutput":
-        return PriorOutput(self.positions.to(device), self.confidence.to(device))
-
 
 class PositionPrior(Protocol):
     #: the name recorded in a model's config (e.g. "visual_hull", "dust3r", "oracle")

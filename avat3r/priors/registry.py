@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..cameras import Cameras
     from .base import PositionPrior
 
-__all__ = ["PriorSpec", "PRIORS", "prior_names", "get_spec", "build_prior", "serving_prior", "data_prior",
+__all__ = ["PriorSpec", "PRIORS", "get_spec", "build_prior", "serving_prior", "data_prior",
            "check_checkpoint_prior", "render_maps"]
 
 
@@ -71,10 +71,6 @@ PRIORS: dict[str, PriorSpec] = {
     "oracle": PriorSpec("oracle", _oracle, False, True, "ground-truth depth (SynthHeads ablations only)"),
     "none": PriorSpec("none", _none, True, True, "no positions; Gaussians spawn on the foreground mask"),
 }
-
-
-def prior_names() -> tuple[str, ...]:
-    return tuple(PRIORS)
 
 
 def get_spec(name: str) -> PriorSpec:

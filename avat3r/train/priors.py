@@ -24,11 +24,11 @@ import torch
 
 from ..cameras import Cameras
 from ..capture import Capture
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 from ..priors.cache import PriorCache
 from ..priors.registry import build_prior, get_spec
 
-__all__ = ["CachedPriorDataset", "fill_prior_cache", "data_key", "open_cache", "capture_of_sample"]
+__all__ = ["CachedPriorDataset", "fill_prior_cache", "data_key", "open_cache", "capture_of_sample", "check_run_prior"]
 
 log = logging.getLogger("avat3r.train")
 
@@ -142,3 +142,18 @@ def fill_prior_cache(dataset, cache: PriorCache, prior=None, *, device: str | to
         done += 1
     log.info("prior cache %s: %d samples computed, %d already there", cache.root, done, len(dataset) - done)
     return done
+
+
+def check_run_prior(cfg, dataset, model_config) -> None:
+    """Refuse a run whose checkpoint would record another prior than its data's: a dataset that computes another
+    prior than ``cfg.data_prior()`` (InputError), or a model (``--init-from`` weights) of another prior."""
+    want = cfg.data_prior()
+    sampler_cfg = getattr(getattr(dataset, "sampler", None), "config", None)
+    declared = getattr(dataset, "prior", None) or getattr(sampler_cfg, "prior", None)
+    if cfg.use_prior and declared is not None and declared != want:
+        raise InputError(f"the dataset computes the {declared!r} prior but the run says {want!r} "
+                         "(TrainConfig.prior / data_options): the checkpoint must record the data's prior")
+    if model_config.prior != want:
+        raise CheckpointError(f"--init-from {cfg.init_from}: these weights were trained with the {model_config.prior!r} "
+                              f"prior, this run's data uses {want!r}; start from weights of the same prior or set "
+                              "TrainConfig.prior to theirs")

@@ -27,12 +27,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import Avat3rError, CheckpointError, InputError
+from ..errors import Avat3rError, InputError
 from ..data.batch import Batch, collate, render_batch
 from .checkpoint import checkpoint_size, latest_checkpoint, load_checkpoint, read_meta, save_checkpoint
 from .config import RUNS, TrainConfig, parse_overrides
 from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_bool, cleanup, init_distributed, sample_index
 from .losses import Objective, ObjectiveConfig
+from .priors import check_run_prior
 
 __all__ = ["Trainer", "train_main", "seed_everything", "build_dataset"]
 
@@ -163,18 +164,9 @@ class Trainer:
 
         self._rewarm_from: int | None = None
         self.step = 0
-        declared = getattr(self.dataset, "prior", None) or getattr(getattr(getattr(self.dataset, "sampler", None),
-                                                                           "config", None), "prior", None)
-        if cfg.use_prior and declared is not None and declared != cfg.data_prior():
-            raise InputError(f"the dataset computes the {declared!r} prior but the run says {cfg.data_prior()!r} "
-                             "(TrainConfig.prior / data_options): the checkpoint must record the data's prior")
         if cfg.init_from:  # continue from exported weights: their config, fresh optimiser
             self.net = Avat3rModel.from_pretrained(cfg.init_from).to(self.device)
             self.model_config = self.net.config
-            if self.model_config.prior != cfg.data_prior():
-                raise CheckpointError(f"--init-from {cfg.init_from}: these weights were trained with the "
-                                      f"{self.model_config.prior!r} prior, this run's data uses {cfg.data_prior()!r}; "
-                                      "start from weights of the same prior or set TrainConfig.prior to theirs")
             tj = Path(cfg.init_from) / "training.json"
             if tj.is_file():
                 self.step = int(json.loads(tj.read_text()).get("step") or 0)
@@ -182,6 +174,7 @@ class Trainer:
         else:
             self.model_config = cfg.model_config(**expression_space_overrides(self.dataset))
             self.net = Avat3rModel(self.model_config).to(self.device)
+        check_run_prior(cfg, self.dataset, self.model_config)  # the checkpoint records the data's prior
         self.net.gradient_checkpointing = cfg.gradient_checkpointing
         if cfg.compile and hasattr(self.net, "compile_parts"):
             self.net.compile_parts()
