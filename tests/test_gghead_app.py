@@ -30,7 +30,7 @@ def client(tmp_path_factory):
 def test_generate_head_route(client):
     from avat3r.io.ply import load_ply
 
-    head, viewer, clip, report, ply = client.predict(5, 0.7, api_name="/generate_head")
+    head, _viewer, clip, report, ply = client.predict(5, 0.7, api_name="/generate_head")
     assert len(load_ply(head)) > 1000 and len(load_ply(ply)) > 100  # the GGHead head and the Avat3r avatar
     assert Path(clip["video"] if isinstance(clip, dict) else clip).stat().st_size > 1000
     assert "GGHead head 5" in report

@@ -9,7 +9,7 @@ template's UV grid, position offsets tanh x 0.25 behind a zero-initialised 1x1 c
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import CheckpointError
 

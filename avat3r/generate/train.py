@@ -16,7 +16,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +196,7 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     gen = torch.Generator().manual_seed(tc.seed + progress["step"])
     B, R = tc.batch, gcfg.image_resolution
     bg = gcfg.background
-    logf = open(out / "log.jsonl", "a")
+    logf = open(out / "log.jsonl", "a")  # noqa: SIM115 - appended to through the whole run, closed at its end
     t0 = time.time()
     budget = minutes * 60
     step0 = progress["step"]
