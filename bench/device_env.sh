@@ -4,8 +4,9 @@
 # processes, whose concurrent JIT builds into one TORCH_EXTENSIONS_DIR can leave a broken .so.
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"; export OUT
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+WHL=.whl; [ -d "$WHL" ] || WHL=../.whl  # the repo root's .whl, also when run from a .carry_* folder
+if ls "$WHL"/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD

@@ -242,7 +242,6 @@ class PoseBank:
     # ---- posing (mirrors HeadRig._gaussians, all movable parts of all rows at once) ----
     def _pose_moving(self, mem: torch.Tensor, z: torch.Tensor, M: int) -> dict:
         P_ = self.pts
-        N = len(mem)
         dev = z.device
         p = P_["pos"][mem]                                                    # [N, NP, 3]
         # sum_l z_l * basis_l, accumulated in a fixed order: each row's result depends on that row only (not on

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..priors.registry import render_maps
 from ..priors.visual_hull import visual_hull_maps_batched
 from .augment import relight
-from .batchpose import KEYS, PoseBank, rig_pose_data, row_gaussians
+from .batchpose import PoseBank, rig_pose_data, row_gaussians
 from .sampler import SamplerConfig, SynthHeadsSampler, finish_inputs
 
 __all__ = ["EngineConfig", "DataEngine"]
