@@ -35,5 +35,5 @@ contact_sheet(G, [0, 1, 2, 3, 4, 5, 6, 7], "$OUT/sheet.png", truncation=0.7, siz
 interpolation_strip(G, 0, 1, "$OUT/interp.png", steps=8, truncation=0.7, size=128)
 print("samples written")
 PY
-timeout 60 python3 bench/gghead.py --device cuda --generator $RUN/main/G_ema --weights ../weights --repeats 5 --json $OUT/bench_gpu.json >> $LOG 2>&1
+timeout 60 python3 bench/gghead.py --device cuda --generator $RUN/main/G_ema --weights "$([ -d weights ] && echo weights || echo ../weights)" --repeats 5 --json $OUT/bench_gpu.json >> $LOG 2>&1
 echo "all done $((SECONDS - t0)) s" >> $LOG

@@ -34,7 +34,7 @@ main_run() {  # $1: comma-separated GPU ids
   CUDA_VISIBLE_DEVICES=$gpus timeout $(python3 -c "print(int($MAIN_MIN*60+90))") \
     torchrun --standalone --nproc_per_node="$n" -m avat3r.train --named-run full --preset small --out "$MAIN" \
     --max-minutes "$MAIN_MIN" --batch-size 4 --lr "$LR" --set warmup_steps=200 --checkpoint-format compact \
-    --ckpt-every 1000 --log-every 100 --image-every 1000 --set data_options.augment="$AUGMENT" --quiet "${start[@]}" \
+    --ckpt-every 1000 --log-every 100 --image-every 1000 --set data_options.augment="$AUGMENT" ${TRAIN_EXTRA:-} --quiet "${start[@]}" \
     >> "$LOGS/main.log" 2>&1
   echo "main rc=$? $((SECONDS - t0)) s"
 }
