@@ -28,6 +28,20 @@ def masked_psnr(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / mse.clamp(min=1e-10)))
 
 
+def expression_region(sample: dict, neutral: np.ndarray, threshold: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixels a SynthHeads sample's target expression changes -> (mask [T, 1, H, W] bool, neutral ground truth
+    [T, 3, H, W]): the target views re-rendered at ``neutral`` (same identity, head pose and cameras), pixels that
+    differ by more than ``threshold`` (max over RGB), dilated by 2 px."""
+    from avat3r.data.synthheads import get_rig
+    from avat3r.render import render
+
+    gt = sample["target_images"]
+    g0 = get_rig(sample["identity_seed"], gt.device).pose(np.asarray(neutral)[None])[0]
+    gt0 = render(g0, sample["target_cameras"]).color.permute(0, 3, 1, 2)  # neutral ground truth, same pose and cameras
+    m = (gt - gt0).abs().amax(1, keepdim=True) > threshold
+    return F.max_pool2d(m.float(), 5, 1, 2) > 0, gt0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="weights")
@@ -38,12 +52,10 @@ def main() -> None:
     p.add_argument("--out", default=None, help="write the JSON result here")
     args = p.parse_args()
     torch.set_grad_enabled(False)
-    from avat3r.data.synthheads import get_rig
     from avat3r.eval.baselines import neutral_expression
+    from avat3r.data.batch import collate
     from avat3r.eval.__main__ import _dataset_for, load_for_eval
     from avat3r.eval.evaluation import EvalConfig, predict
-    from avat3r.render import render
-    from avat3r.data.batch import collate
 
     model, tc = load_for_eval(args.checkpoint, args.device)
     model = model.eval()
@@ -54,12 +66,8 @@ def main() -> None:
     for i in range(min(args.num_samples, len(ds))):
         plan = ds.sampler.plan(ds.offset + i)
         sample = ds.sampler.realize(plan)
-        cams = sample["target_cameras"]
-        g0 = get_rig(plan["identity_seed"], args.device).pose(neutral[None])[0]
-        gt0 = render(g0, cams).color.permute(0, 3, 1, 2)  # neutral ground truth, same pose and cameras
         gt = sample["target_images"]
-        m = (gt - gt0).abs().amax(1, keepdim=True) > args.threshold
-        m = F.max_pool2d(m.float(), 5, 1, 2) > 0
+        m, gt0 = expression_region(sample, neutral, args.threshold)
         frac = float(m.float().mean())
         batch = collate([sample])
         pa = predict("avat3r", model, batch, tcfg.use_prior, cfg.background)[0]
