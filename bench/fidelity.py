@@ -193,7 +193,8 @@ def markdown(doc: dict) -> str:
         lines += [f"- **{lab}**: checkpoint `{ck['path']}`, step {ck.get('step', '?')}"
                   + (f" ({ck['total_samples']:,} samples)" if "total_samples" in ck else "")
                   + f"; `{m['command']}`; {m['machine']}; {runs[lab]['seconds']:.0f} s wall; identities {m['identities']}, "
-                  f"{runs[lab]['views'].get('4', {}).get('samples', '?')} samples per row, seed {m['seed']}."]
+                  f"{runs[lab]['views'].get('4', {}).get('samples', '?')} samples per row, seed {m['seed']}."
+                  + (f" Note: {m['note']}." if m.get("note") else "")]
     lines += ["", "| figure | goal | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for name, goal, key, val in rows:
         cells = []
@@ -233,7 +234,17 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jp = out / "fidelity.json"
     doc = json.loads(jp.read_text()) if jp.is_file() else {}
-    doc.setdefault("runs", {})[args.label] = {"meta": meta, **res}
+    runs = doc.setdefault("runs", {})
+    prev = runs.get(args.label)
+    if prev is not None and prev.get("meta", {}).get("checkpoint") == meta["checkpoint"] and prev["meta"].get("identities") == meta["identities"]:
+        # the same label and checkpoint run with other --views (e.g. one process per view count): merge the rows;
+        # every sample is deterministic by (seed, index), so this equals one run with all the views
+        res["views"] = {**prev.get("views", {}), **res["views"]}
+        res["region"] = res.get("region") or prev.get("region")
+        res["seconds"] = max(res["seconds"], prev.get("seconds", 0.0))
+        res["summary"] = summarize(res)
+        meta["command"] = prev["meta"]["command"] + " + " + meta["command"] if prev["meta"]["command"] != meta["command"] else meta["command"]
+    runs[args.label] = {"meta": meta, **res}
     jp.write_text(json.dumps(doc, indent=1, default=lambda x: None))
     md = markdown(doc)
     (out / "fidelity.md").write_text(md)

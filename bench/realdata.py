@@ -346,8 +346,10 @@ def run_portrait(pipe, data: Path, rel: str, size: int, grid_path: Path, tile: i
     return out
 
 
-def run(checkpoint: str, data: Path, out: Path, cases=CASES, tile: int = 144, size: int | None = None, log=print) -> dict:
-    """All cases -> {case: result} (a failing case is recorded with its error, the others still run)."""
+def run(checkpoint: str, data: Path, out: Path, cases=CASES, tile: int = 144, size: int | None = None, log=print,
+        on_case=None) -> dict:
+    """All cases -> {case: result} (a failing case is recorded with its error, the others still run).
+    on_case(results so far) is called after each case (main writes the JSON there, so a cut-off run keeps its cases)."""
     import avat3r
 
     torch.manual_seed(0)
@@ -373,6 +375,8 @@ def run(checkpoint: str, data: Path, out: Path, cases=CASES, tile: int = 144, si
             log(f"{case}: FAILED {r['error']}")
         r["seconds"] = time.time() - t0
         results[case] = r
+        if on_case is not None:
+            on_case(results)
     return results
 
 
@@ -408,7 +412,8 @@ def markdown(doc: dict, observations: Path | None = None) -> str:
     for label, run_ in doc["runs"].items():
         m, res, s = run_["meta"], run_["results"], run_["summary"]
         lines += [f"## {label}: checkpoint `{m['checkpoint']['path']}`, step {m['checkpoint'].get('step', '?')}", "",
-                  f"Command: `{m['command']}`  ", f"Machine: {m['machine']}; {m['seconds']:.0f} s; grids: {m['grids']}.", "",
+                  f"Command: `{m['command']}`  ", f"Machine: {m['machine']}; {m['seconds']:.0f} s; grids: {m['grids']}."
+                  + (f"  \nNote: {m['note']}." if m.get("note") else ""), "",
                   "| case | inputs: PSNR / SSIM | held-out: PSNR / SSIM | views (in / held out) |", "|---|---|---|---|"]
         for case, r in res.items():
             if "error" in r:
@@ -455,17 +460,26 @@ def main(argv=None) -> int:
         print(f"realdata: unknown case(s) {unknown}; known: {', '.join(CASES)}", file=sys.stderr)
         return 2
     t0 = time.time()
-    results = run(args.checkpoint, data, out, cases, args.tile, args.size)
     meta = {"command": "python bench/realdata.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seconds": time.time() - t0,
+            "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seconds": 0.0,
             "grids": f"{out}/realdata_<case>.png (this run)"}
     jp = out / "realdata.json"
     doc = json.loads(jp.read_text()) if jp.is_file() else {}
-    doc.setdefault("runs", {})[args.label] = {"meta": meta, "summary": summarize(results), "results": results}
     out.mkdir(parents=True, exist_ok=True)
-    jp.write_text(json.dumps(doc, indent=1, default=lambda x: None))
-    md = markdown(doc, out / "realdata_observations.md")
-    (out / "realdata.md").write_text(md)
+
+    def write(results: dict) -> str:
+        meta["seconds"] = time.time() - t0
+        if len(results) < len(cases):
+            meta["note"] = f"partial: {len(results)} of {len(cases)} cases so far"
+        else:
+            meta.pop("note", None)
+        doc.setdefault("runs", {})[args.label] = {"meta": meta, "summary": summarize(results), "results": results}
+        jp.write_text(json.dumps(doc, indent=1, default=lambda x: None))
+        md = markdown(doc, out / "realdata_observations.md")
+        (out / "realdata.md").write_text(md)
+        return md
+
+    md = write(run(args.checkpoint, data, out, cases, args.tile, args.size, on_case=write))
     print(md)
     print(f"wrote {jp} and {out / 'realdata.md'}")
     return 0

@@ -32,8 +32,8 @@ def test_fidelity_reduced(ckpt, tmp_path):
 
     out = tmp_path / "eval"
     assert fidelity.main(["--checkpoint", str(ckpt), "--num-samples", "1", "--views", "4,1", "--input-size", "32",
-                          "--supervision-size", "32", "--out", str(out)]) == 0
-    doc = json.loads((out / "fidelity.json").read_text())
+                          "--supervision-size", "32", "--out", str(out), "--label", "test"]) == 0
+    doc = json.loads((out / "fidelity.json").read_text())["runs"]["test"]
     assert set(doc["views"]) == {"4", "1"}
     v4 = doc["views"]["4"]["methods"]
     assert set(v4) == {"avat3r", "prior_only", "static"}
