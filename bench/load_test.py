@@ -97,7 +97,9 @@ def run(url: str, clients: int, creations: int, zip_path: Path, pid: int | None 
             done.wait(0.5)
 
     def client(k: int):
-        c = Client(url, verbose=False)
+        # a queued request may wait many minutes on a busy CPU box: the client waits (gradio_client's default
+        # read timeout of 20 s on some calls would count a slow answer as a failure)
+        c = Client(url, verbose=False, httpx_kwargs={"timeout": 3600})
         for _ in range(creations):
             t = time.perf_counter()
             try:
