@@ -21,7 +21,7 @@ MIN_SIDE = 64  # below this no face detector or crop is meaningful
 #: size never needs more, and everything after loading gets faster. JPEGs are decoded at reduced scale directly.
 MAX_SIDE = 4096
 
-__all__ = ["Photo", "load_photo", "read_video_candidates", "is_video", "focal35_from_exif"]
+__all__ = ["Photo", "load_photo", "read_video_candidates", "is_video", "focal35_from_exif", "view_names"]
 
 
 @dataclass
@@ -68,6 +68,20 @@ def focal35_from_exif(src) -> float | None:
 def _is_gray(img: np.ndarray) -> bool:
     sub = img[:: max(1, img.shape[0] // 128), :: max(1, img.shape[1] // 128)]
     return float(np.abs(sub - sub.mean(-1, keepdims=True)).max()) < 2.0 / 255
+
+
+def view_names(srcs) -> list[str]:
+    """One unique name per input view: the file's stem (``a``, ``a_2`` for a second ``a.png``), else ``view03``."""
+    names, used = [], set()
+    for i, src in enumerate(srcs):
+        base = Path(src).stem if isinstance(src, (str, os.PathLike)) else f"view{i:02d}"
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name)
+        names.append(name)
+    return names
 
 
 def is_video(src) -> bool:

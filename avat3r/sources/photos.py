@@ -68,17 +68,10 @@ def _posed_capture(items: list, cameras, masks) -> SourceResult | None:
     import numpy as np
 
     from ..capture import Capture, check_cameras, load_mask
+    from ..frontend.load import view_names
     from ..io.images import load_image
 
-    names, used = [], set()
-    for i, x in enumerate(items):
-        base = Path(x).stem if is_path(x) else f"view{i:02d}"
-        name, k = base, 1
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
-        used.add(name)
-        names.append(name)
+    names = view_names(items)
     if len(cameras) != len(items):
         raise InputError(f"got {len(items)} images but {len(cameras)} cameras; give one camera per image, in order")
     images = [load_image(x, f"photo {i + 1} ({names[i]})", background=0.0) for i, x in enumerate(items)]
