@@ -301,11 +301,43 @@ def _check_photo(path: Path) -> None:
         raise UserError(f"{e} Upload PNG or JPEG photos (or a capture-folder .zip).") from None
 
 
+def input_sources() -> list:
+    """The input sources this app offers (``avat3r.sources`` registry, those usable here), in listing order."""
+    from avat3r.sources import list_sources
+
+    return list_sources(available_only=True)
+
+
+def resolve_source(source, files, example, seed, prompt, work: Path):
+    """The picked input source and its widgets -> (what Pipeline.reconstruct takes, source name or None = picked
+    from the files). Sources that take files share the upload (photos, a video or a capture zip are told apart
+    by the pipeline); the others take the seed or the prompt."""
+    from avat3r.sources import get_source
+
+    src = get_source(source) if source else None
+    if src is not None and src.takes == "seed":
+        try:
+            value = float(seed if seed is not None else 0)
+        except (TypeError, ValueError):
+            raise UserError(f"The seed must be a whole number, got {seed!r}.") from None
+        if value != value or value != int(value) or not 0 <= value < 2**31:
+            raise UserError(f"The seed must be a whole number from 0 to {2**31 - 1}, got {seed!r}.")
+        return int(value), src.name
+    if src is not None and src.takes == "text":
+        if not (prompt or "").strip():
+            raise UserError(f"Type a prompt for {src.label}.")
+        return prompt.strip(), src.name
+    if not files and example:
+        files = example_files(example)
+    inputs = resolve_inputs(files, work)
+    return inputs, (src.name if src is not None and src.takes == "photo" else None)
+
+
 def resolve_inputs(files, work: Path):
     """Uploaded paths -> what Pipeline.reconstruct takes (a capture-folder path or a list of photo paths)."""
     paths = [Path(f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", f)) for f in (files or [])]
     if not paths:
-        raise UserError("Upload 1 to 8 photos of one head (or a capture-folder .zip), or pick an example.")
+        raise UserError("Upload 1 to 8 photos of one head, a video, or a capture-folder .zip, or pick an example.")
     videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
     if videos:  # the video source picks frames with different head poses
         if len(paths) > 1:
@@ -397,9 +429,9 @@ def _viewer_ply(avatar, code, work: Path, tag: str) -> str:
 
 @GPU
 @friendly("Cannot build the avatar")
-def create(files, example=None, request: gr.Request = None, progress=gr.Progress()):
-    """Photos / capture zip (or, with no upload, the picked example) -> (session state, preview, report,
-    viewer .ply, .ply download)."""
+def create(files, example=None, source=None, seed=0, prompt="", request: gr.Request = None, progress=gr.Progress()):
+    """The picked input source: photos / a video / a capture zip (or, with no upload, the picked example), or a
+    seed / prompt for the sources that take one -> (session state, preview, report, viewer .ply, .ply download)."""
     from avat3r.errors import Avat3rError
 
     t0 = time.time()
@@ -408,11 +440,9 @@ def create(files, example=None, request: gr.Request = None, progress=gr.Progress
     pipe = get_pipeline()
     work = _session_dir(request)
     try:
-        if not files and example:
-            files = example_files(example)
-        inputs = resolve_inputs(files, work)
+        inputs, name = resolve_source(source, files, example, seed, prompt, work)
         try:
-            avatar = pipe.reconstruct(inputs, progress=_progress_cb(progress, 0.05, 0.85))
+            avatar = pipe.reconstruct(inputs, source=name, progress=_progress_cb(progress, 0.05, 0.85))
         except Avat3rError as e:
             raise _user_error(e) from None
     except BaseException:  # a refused upload leaves nothing on the server
@@ -528,9 +558,19 @@ def _slider_range(cfg: dict, i: int) -> tuple[float, float]:
     return lo, hi
 
 
+def _source_widgets(name):
+    """Show the widgets the picked source takes: the upload and examples, a seed, or a prompt."""
+    from avat3r.sources import get_source
+
+    takes = get_source(name).takes if name else "files"
+    on_files = takes in ("files", "photo")
+    return (gr.update(visible=on_files), gr.update(visible=on_files), gr.update(visible=takes == "seed"),
+            gr.update(visible=takes == "text"))
+
+
 INTRO = """# Avat3r: an animatable 3D head from a few photos
-Upload 1-8 photos of one head (4 from different sides work best) or a capture folder, press **Create**, then
-drag the 3D view to orbit. In **Animate**, change the expression or play a sequence. Everything runs on this
+Pick an input: 1-8 photos of one head (4 from different sides work best), a video turning the head, a capture
+folder (.zip), or a procedural head from a seed; press **Create**, then drag the 3D view to orbit. In **Animate**, change the expression or play a sequence. Everything runs on this
 machine; photos are not kept."""
 
 
@@ -639,8 +679,16 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=5):
                 with gr.Tabs():
                     with gr.Tab("1 · Create", id="create"):
-                        files = gr.File(label=f"Photos (1-{MAX_IMAGES}) or a capture-folder .zip", file_count="multiple",
-                                        file_types=list(IMAGE_SUFFIXES + VIDEO_SUFFIXES) + [".zip", ".json"],
+                        sources = input_sources()
+                        file_sources = [x.name for x in sources if x.takes in ("files", "photo")]
+                        source = gr.Radio(choices=[(x.label, x.name) for x in sources],
+                                          value=file_sources[0] if file_sources else None, label="Input",
+                                          elem_id="source")
+                        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", visible=False, elem_id="seed")
+                        prompt = gr.Textbox(value="", label="Prompt", visible=False, elem_id="prompt")
+                        files = gr.File(label=f"Photos (1-{MAX_IMAGES}), a video, or a capture-folder .zip", file_count="multiple",
+                                        file_types=sorted({suf for x in sources if x.takes in ("files", "photo")
+                                                           for suf in x.suffixes}),
                                         elem_id="upload")
                         example = gr.Dropdown(choices=list(examples), value=None, label="…or pick an example",
                                               elem_id="example")
@@ -692,7 +740,8 @@ def build_demo() -> gr.Blocks:
         with gen_tab:
             _gghead_tab(state, viewer, ply_file)
         example.change(example_files, inputs=example, outputs=files, api_name="example_files", queue=False)
-        create_btn.click(create, inputs=[files, example], outputs=[state, preview, report, viewer, ply_file], api_name="create",
+        source.change(_source_widgets, inputs=source, outputs=[files, example, seed, prompt], queue=False, api_name=False)
+        create_btn.click(create, inputs=[files, example, source, seed, prompt], outputs=[state, preview, report, viewer, ply_file], api_name="create",
                          concurrency_limit=1, concurrency_id="model", show_progress_on=[preview, viewer]).success(
             turntable, inputs=state, outputs=video, api_name="turntable", concurrency_limit=1, concurrency_id="model", show_progress_on=[video])
         if space is not None:

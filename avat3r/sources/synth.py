@@ -4,6 +4,8 @@ Seed S gives the same head as ``avat3r synth --seed S`` (its subject_00): the S-
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..errors import InputError
 from ..limits import MAX_VIEWS
 from .base import Source, SourceResult
@@ -18,7 +20,6 @@ class SynthSource(Source):
 
     def to_capture(self, inp, *, size=256, max_views=MAX_VIEWS, cameras=None, masks=None, progress=None,
                    views: int = 4, split: str = "test", **options) -> SourceResult:
-        from ..data.capture_folder import synth_capture
         from ..data.identity import split_seeds
 
         try:
@@ -34,10 +35,19 @@ class SynthSource(Source):
         ident = int(seeds[seed % len(seeds)])
         if progress is not None:
             progress(0.0, f"rendering SynthHeads head {ident} (seed {seed})")
-        cap = synth_capture(ident, views, size, seed=seed)
-        cap.meta["split"] = split
+        cap = _render(ident, views, size, seed)
+        cap = type(cap)(cap.images.copy(), cap.cameras, list(cap.names), cap.masks.copy(), cap.expressions.copy(),
+                        {**cap.meta, "split": split})
         return SourceResult(cap, [f"SynthHeads head (seed {seed}, identity {ident}): {views} views of {size}x{size} px "
                                   "with cameras, masks and expressions"])
+
+
+@lru_cache(maxsize=4)
+def _render(ident: int, views: int, size: int, seed: int):
+    """Rendering a head takes seconds on a CPU: the last few are kept (the caller gets copies)."""
+    from ..data.capture_folder import synth_capture
+
+    return synth_capture(ident, views, size, seed=seed)
 
 
 SOURCE = SynthSource()
