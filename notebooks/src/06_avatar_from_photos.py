@@ -63,9 +63,23 @@ print(pipe)
 print("expression presets:", ", ".join(pipe.expression_space.presets))
 
 # %% [markdown]
-# ## 2. One photo: the front end
+# ## 2. Input sources: every route into an avatar
 #
-# `pipe.reconstruct(images)` runs the front end, the prior, and the network's expression-independent `encode` once.
+# Photos, a video, a capture folder (or its zip) and a procedural SynthHeads head are *sources* that each turn their
+# input into a `Capture` (views + masks + cameras). The app, the CLI and this notebook list them from one registry;
+# `pipe.reconstruct(x)` picks the source from the input, `pipe.reconstruct(x, source="synth")` names one.
+
+# %%
+from avat3r.sources import list_sources
+
+for s in list_sources():
+    print(f"{s.name:<8} takes {s.takes:<6} {s.label}")
+
+# %% [markdown]
+# ## 3. One photo: the front end
+#
+# `pipe.reconstruct(images)` runs the photos source (the front end), the prior, and the network's
+# expression-independent `encode` once.
 # The avatar keeps what the front end did: a report (one line a step), a preview image (the crop with landmarks, the mask,
 # and a top view of the estimated camera) and the `Capture` the network saw.
 #
@@ -84,11 +98,8 @@ if FACES:
     print(f"reconstructed from 1 photo in {time.perf_counter() - t0:.1f} s")
 else:
     print("SKIPPED the photo front end: the face detector is not installed (pip install 'avat3r[faces]'); "
-          "using a SynthHeads capture instead")
-    from avat3r.data.capture_folder import synth_capture
-    from avat3r.data.synthheads import split_seeds
-
-    avatar = pipe.reconstruct(synth_capture(int(split_seeds("test")[0]), views=3, size=pipe.image_size))
+          "using a SynthHeads head (the synth source) instead")
+    avatar = pipe.reconstruct(0, source="synth", views=3)
 print("\n".join(avatar.report))
 if avatar.preview is not None:
     plt.figure(figsize=(12, 4)); plt.imshow(avatar.preview); plt.axis("off"); plt.title("front-end preview"); plt.show()
@@ -117,7 +128,7 @@ plt.figure(figsize=(13, 3)); plt.imshow(np.concatenate(frames, 1)); plt.axis("of
 plt.title("azimuth -60 ... +60 (one input photo)"); plt.show()
 
 # %% [markdown]
-# ## 3. Several photos of one person
+# ## 4. Several photos of one person
 #
 # The paper's setting is a few views. `../../shared/realdata/Fanziapril_mvfnet/data/imgs/` has three photos of one
 # person (front, left, right; from the MVF-Net repository, see its MANIFEST.md). The cell skips, saying why, when that
@@ -145,7 +156,7 @@ if multi is not None:
     avatar = multi  # the viewer and exports below use the best avatar we have
 
 # %% [markdown]
-# ## 4. Interactive viewer
+# ## 5. Interactive viewer
 #
 # Expression sliders (a few named dimensions of the model's expression space) and the view angle. Each change
 # runs only the expression-dependent layers on the cached state (`avatar.animate`) and renders one view (about a second
@@ -189,7 +200,7 @@ if not TRAINED:
     print("(untrained model: expressions change nothing yet; see the note at the top)")
 
 # %% [markdown]
-# ## 5. Exports: `.ply` and video
+# ## 6. Exports: `.ply` and video
 #
 # `avatar.save_ply` writes the standard 3DGS layout in metres, y-up (notebook 01); `avatar.turntable` and
 # `avatar.animation` give frames; `avat3r.io.video.write_video` writes `.mp4` (or `.gif` by suffix).
@@ -226,6 +237,8 @@ plt.figure(figsize=(13, 2)); plt.imshow(np.concatenate(turn, 1)); plt.axis("off"
 #
 # - Your own photos: `pipe.reconstruct(["me1.jpg", "me2.jpg", ...])` (1 to 8; different head poses help most).
 # - A video: `pipe.reconstruct("clip.mp4")` picks diverse frames.
+# - A capture folder or its zip: `pipe.reconstruct("capture/")` uses its cameras, masks and expressions as they are
+#   (only fitted to the model's input size); `pipe.reconstruct(3, source="synth")` makes a procedural head.
 # - Longer, smoother videos: `avatar.turntable(48, 256)` and `expression_sequence(space, [...], frames_per_step=12)`
 #   (a few seconds a frame on a CPU; kept short here).
 # - Open `head.ply` (path printed above) in a splat viewer or in the app's 3D view.
