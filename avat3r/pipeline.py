@@ -8,10 +8,13 @@ This is the object behind the CLI, the Gradio app and the notebooks (ARCHITECTUR
     frame = avatar.render((30, 5), expression=None)  # HxWx3 uint8, camera = Cameras of 1 or (azimuth, elevation)
     avatar.save_ply("head.ply")
 
-Stages of ``reconstruct`` (each is one module's job): the front end (load, detect, crop, mask, cameras) unless a
-posed capture is given; the position prior the weights were trained with (eq. 2; visual hull for the shipped
-model); the optional feature backbone (eqs. 5-6); the network's expression-independent ``encode`` once. Each
-``animate`` then runs only the expression-dependent layers (eqs. 8-13) on the cached state.
+Stages of ``reconstruct`` (each is one module's job): the input source (``avat3r.sources``: the front end for
+photos and video frames, the capture reader for a capture folder / zip / Capture, SynthHeads for a seed) and one
+``conform`` step for every route (views selected, fitted to the model's input size, masks where missing; a posed
+capture is never re-cropped); the position prior the weights were trained with (eq. 2; visual hull for the
+shipped model); the optional feature backbone (eqs. 5-6); the network's expression-independent ``encode`` once.
+Each ``animate`` then runs only the expression-dependent layers (eqs. 8-13) on the cached state. Settings live in
+one ``PipelineConfig``.
 
 ``progress`` callbacks everywhere are ``progress(fraction in [0, 1], message)``.
 """
@@ -334,8 +337,12 @@ class Pipeline:
         from .sources import detect_source, get_source
 
         _tick(progress, 0.0, "preparing the inputs")
-        if images is None and source is None:
-            raise InputError(f"no images given; give 1 to {MAX_VIEWS} photos of the same head, a video or a capture folder")
+        if source is None:
+            from .sources.files import as_items
+
+            if not as_items(images):
+                raise InputError(f"no images given; give 1 to {MAX_VIEWS} photos of the same head, a video or a "
+                                 "capture folder")
         src = get_source(source) if source is not None else detect_source(images)
         cfg = self.pipeline_config
         res = src.to_capture(images, size=self.image_size, max_views=cfg.max_views, cameras=cameras, masks=masks,
