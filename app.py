@@ -277,18 +277,15 @@ class UploadLimiter:
 
 
 def _safe_extract(zip_path: Path, out: Path) -> Path:
-    """Extract a capture-folder zip within the limits (avat3r.io.zips) -> the capture folder (or ``out``)."""
+    """Extract a capture-folder zip within the limits (the capture source's ``unpack_zip``, ``avat3r.io.zips``)
+    -> the capture folder (or ``out``, a zip of photos)."""
     from avat3r.errors import Avat3rError
-    from avat3r.io.zips import extract_zip
+    from avat3r.sources.capture import unpack_zip
 
     try:
-        extract_zip(zip_path, out, name=zip_path.name)
+        return unpack_zip(zip_path, out)
     except Avat3rError as e:
         raise _user_error(e) from None
-    found = sorted(out.rglob("cameras.json"), key=lambda p: len(p.parts))
-    if found:
-        return found[0].parent
-    return out  # a zip of plain photos
 
 
 def _check_photo(path: Path) -> None:

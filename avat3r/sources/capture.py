@@ -16,12 +16,12 @@ from .files import as_items, is_capture_folder, is_zip
 
 
 def unpack_zip(zip_path, out) -> Path:
-    """Extract a zip into ``out`` within the limits (``io.zips.extract_zip``: members, declared and actual bytes,
-    ratio, encryption, links, name clashes, image pixels) -> the capture folder inside (the shallowest folder
-    holding cameras.json), else ``out`` (a zip of photos)."""
+    """Extract a zip into ``out`` within the limits (``io.zips.extract_zip``: members, bytes, ratio, names, links)
+    -> the capture folder inside (the shallowest folder holding cameras.json), else ``out`` (a zip of photos)."""
     from ..io.zips import extract_zip
 
-    out = extract_zip(zip_path, out, name=Path(zip_path).name)
+    out = Path(out)
+    extract_zip(zip_path, out, name=Path(zip_path).name)
     found = sorted(out.rglob("cameras.json"), key=lambda p: len(p.parts))
     return found[0].parent if found else out
 
@@ -57,7 +57,7 @@ class CaptureSource(Source):
                 raise InputError("give one capture folder or one zip of it")
             if is_zip(items[0]):
                 with tempfile.TemporaryDirectory(prefix="avat3r_zip_") as tmp:
-                    folder = unpack_zip(items[0], tmp)
+                    folder = unpack_zip(items[0], Path(tmp) / "zip")
                     if not (folder / "cameras.json").is_file():  # a zip of photos
                         from .photos import SOURCE as photos
 
@@ -67,7 +67,7 @@ class CaptureSource(Source):
                                              "folder (images/ + cameras.json)")
                         return photos.to_capture(files, size=size, max_views=max_views, masks=masks, progress=progress,
                                                  **options)
-                    rel = folder.relative_to(tmp).as_posix()
+                    rel = folder.relative_to(Path(tmp) / "zip").as_posix()
                     shown = where or (Path(items[0]).name + ("" if rel == "." else f":{rel}"))
                     cap = read_capture_folder(folder, where=shown)
                 what = f"capture zip {Path(items[0]).name}"
