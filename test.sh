@@ -11,6 +11,8 @@ fi
 echo "== installing Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+echo "== ruff (lint; pyproject [tool.ruff])"
+.venv/bin/python -m ruff check .
 echo "== running tests"
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False
 exec .venv/bin/python -m pytest "$@"

@@ -228,9 +228,7 @@ def _sequence(pipe, args):
     import numpy as np
 
     from .errors import InputError
-    from .pipeline import expression_sequence
-
-    from .pipeline import check_codes
+    from .pipeline import check_codes, expression_sequence
 
     space = pipe.expression_space
     p = Path(args.expressions)

@@ -132,7 +132,8 @@ def rotmat_to_quat(R: torch.Tensor) -> torch.Tensor:
         ],
         1,
     )  # [B, 4, 4]: each row is 4 * (the dominant component) * q
-    diag = torch.stack([1 + tr, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
+    diag = torch.stack([1 + tr, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2],
+                        1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
     best = diag.argmax(-1)
     q = cands[torch.arange(len(m)), best]
     q = torch.nn.functional.normalize(q, dim=-1)

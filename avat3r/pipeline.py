@@ -35,7 +35,6 @@ from .capture import Capture
 from .errors import Avat3rError, CheckpointError, InputError
 from .gaussians import Gaussians
 from .head_template import DEFAULT_CAMERA_DISTANCE, DEFAULT_FOV_DEG, HEAD_BOX_CENTER
-
 from .limits import MAX_VIEWS  # the network runs any V >= 1; beyond 8 views attention cost grows (paper uses 4)
 
 __all__ = ["load_pipeline", "Pipeline", "PipelineConfig", "Avatar", "default_weights_dir", "orbit_camera",

@@ -3,8 +3,9 @@ samples, every run for the same number of steps, then evaluated by ``avat3r eval
 
 This is a small-budget stand-in that any CPU machine reproduces: one training step takes ~0.6 s on one core (the
 PyTorch rasteriser's backward dominates), so 3000 steps are ~30 min per run and two pools of 800 samples ~9 min
-(2 cores: runs go two at a time). The `small`-preset ablations on GPUs are ``PHASE=ablate bash bench/train_device.sh``. Two pools are made once (inconsistent inputs,
-and consistent inputs for the "w/o rand. timesteps" run), in parallel, then the runs train two at a time.
+(2 cores: runs go two at a time). The `small`-preset ablations on GPUs are
+``PHASE=ablate bash bench/train_device.sh``. Two pools are made once (inconsistent inputs, and consistent inputs
+for the "w/o rand. timesteps" run), in parallel, then the runs train two at a time.
 
     python bench/ablate_cpu.py --out runs/ablate_cpu --steps 1500 --pool 600
     # -> runs/ablate_cpu/<run>/ (checkpoints), docs/eval/ablations_cpu.{md,json} with --tables docs/eval

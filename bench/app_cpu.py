@@ -58,9 +58,8 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
 
     # ---- create -> viewer ready, over HTTP --------------------------------------------------------------
-    from gradio_client import Client, handle_file
-
     from app_fixtures import AppServer
+    from gradio_client import Client, handle_file
 
     with AppServer(weights, env={"OMP_NUM_THREADS": str(args.threads), "AVAT3R_TURNTABLE_FRAMES": "24",
                                  "AVAT3R_VIDEO_SIZE": "256"}) as srv:

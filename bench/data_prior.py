@@ -78,7 +78,8 @@ def main():
           f"{'consistent' if a.consistent else 'inconsistent'} input expressions)")
     print("  V | mean mm | median mm | p90 mm | coverage | s/capture")
     for r in rows:
-        print(f"  {r['views']} | {r['mean_mm']:7.1f} | {r['median_mm']:9.1f} | {r['p90_mm']:6.1f} | {r['coverage']:8.3f} | {r['sec_per_capture']:.3f}")
+        print(f"  {r['views']} | {r['mean_mm']:7.1f} | {r['median_mm']:9.1f} | {r['p90_mm']:6.1f} | {r['coverage']:8.3f} | "
+              f"{r['sec_per_capture']:.3f}")
     if os.environ.get("OUT"):
         Path(os.environ["OUT"]).mkdir(parents=True, exist_ok=True)
         Path(os.environ["OUT"], "data_prior.json").write_text(json.dumps(rows, indent=1))

@@ -64,7 +64,8 @@ def main() -> None:
         rows.append(_row("arrays + `cameras=` + `masks=`", pipe.reconstruct(list(cap.images), cameras=cap.cameras,
                                                                             masks=list(cap.masks)), False))
     ref = rows[1]["means"]
-    print("| same folder passed as | focal K[0] | mask cover | Gaussians | expressions.json | report warnings | Gaussians equal to read_capture_folder's |")
+    print("| same folder passed as | focal K[0] | mask cover | Gaussians | expressions.json | report warnings | "
+          "Gaussians equal to read_capture_folder's |")
     print("| --- | ---: | ---: | ---: | --- | --- | --- |")
     for r in rows:
         same = r["means"].shape == ref.shape and np.array_equal(r["means"], ref)

@@ -52,9 +52,9 @@ def main() -> None:
     p.add_argument("--out", default=None, help="write the JSON result here")
     args = p.parse_args()
     torch.set_grad_enabled(False)
-    from avat3r.eval.baselines import neutral_expression
     from avat3r.data.batch import collate
     from avat3r.eval.__main__ import _dataset_for, load_for_eval
+    from avat3r.eval.baselines import neutral_expression
     from avat3r.eval.evaluation import EvalConfig, predict
 
     model, tc = load_for_eval(args.checkpoint, args.device)

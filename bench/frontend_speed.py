@@ -38,13 +38,13 @@ def main() -> None:
     from PIL import Image
     from skimage import data
 
+    from avat3r.cameras import Cameras
     from avat3r.frontend import prepare
     from avat3r.frontend.crop import crop_square, head_crop_box
     from avat3r.frontend.faces import FaceDetector
     from avat3r.frontend.load import load_photo
     from avat3r.frontend.mask import head_mask
     from avat3r.frontend.pose import intrinsics_from_focal35, solve_pose
-    from avat3r.cameras import Cameras
 
     tmp = Path(tempfile.mkdtemp())
     astro = data.astronaut()

@@ -156,7 +156,7 @@ def main() -> None:
                       f"{run['encode']['median_ms']:8.2f} {run['animate_net']['median_ms']:9.2f} {ar} {run['fps']:7.1f}  {run['gaussians']}")
                 if "render_error" in run:
                     print(f"    render skipped: {run['render_error'][:200]}")
-                del m, state
+                m = state = None  # free the model before the next configuration
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
             except Exception as e:  # noqa: BLE001

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 SMOKE = [False]  # --smoke: tiny models at tiny sizes, to check the script itself on a CPU
 
 

@@ -41,7 +41,8 @@ def main():
     res["dust3r_per_pair_s"] = t / len(edges)
     res["dust3r_per_pair_cpu_s"] = LAST_CPU_S[0] / len(edges)
     res["dust3r_4view_complete_estimate_s"] = 12 * t / len(edges)
-    rows.append(("dust3r one pair", f"{t / len(edges):.1f} s wall, {LAST_CPU_S[0] / len(edges):.1f} s CPU  (4 views, 12 pairs: ~{12 * t / len(edges):.0f} s)"))
+    rows.append(("dust3r one pair", f"{t / len(edges):.1f} s wall, {LAST_CPU_S[0] / len(edges):.1f} s CPU  "
+                                    f"(4 views, 12 pairs: ~{12 * t / len(edges):.0f} s)"))
     net = None
     # alignment: 4 views, 12 pairs of synthetic predictions at the same size
     cams = head_cameras(4, args.size)

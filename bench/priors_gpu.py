@@ -47,7 +47,8 @@ def main():
             key = f"dust3r_{'bf16' if amp else 'fp32'}_bs{bs}"
             res[key] = {"pairs": len(edges), "inference_s": t_inf, "align_s": t_al, "total_s": t_inf + t_al,
                         "align_iterations": args.iterations, "finite": bool(torch.isfinite(ar.positions).all())}
-            rows.append((key, f"{len(edges)} pairs {t_inf * 1e3:.0f} ms + align ({args.iterations} it) {t_al * 1e3:.0f} ms = {(t_inf + t_al) * 1e3:.0f} ms"))
+            rows.append((key, f"{len(edges)} pairs {t_inf * 1e3:.0f} ms + align ({args.iterations} it) {t_al * 1e3:.0f} ms "
+                              f"= {(t_inf + t_al) * 1e3:.0f} ms"))
     t_half, pred_h = timed(lambda: pairwise_inference(net, imgs, make_pairs(4, "half"), batch_size=6, amp=True), sync, args.reps, 1)
     t_al_h, _ = timed(lambda: align_known_cameras(pred_h, cams, AlignConfig(iterations=args.iterations)), sync, args.reps, 1)
     res["dust3r_bf16_half_graph"] = {"pairs": 6, "inference_s": t_half, "align_s": t_al_h, "total_s": t_half + t_al_h}

@@ -27,8 +27,8 @@ its given K. PnP fixes the frame in metres; the data's unit is tied to it by put
 at the point closest to all optical axes (where the photographer aimed). All 6 photos then get head-centric cameras.
 The photos are rolled (the head lies sideways in most): each is turned by quarter turns so that the head is
 upright, its camera turned with it. Inputs (azimuth, elevation in degrees): 00060 (0, -1), 00052 (-49, 29), 00018
-(-1, 62), 00028 (98, 51); held out: 00010 (47, 45: between the inputs) and 00046 (143, 74: from above, behind). These choices are specific to that data set and stated here so that the number can be
-reproduced and questioned.
+(-1, 62), 00028 (98, 51); held out: 00010 (47, 45: between the inputs) and 00046 (143, 74: from above, behind).
+These choices are specific to that data set and stated here so that the number can be reproduced and questioned.
 
 Grids: for every case a row of renders at azimuth -60, -30, 0, +30, +60 deg (elevation 0) into
 ``realdata_<case>.png`` (renders of the avatar only, never the photos). Results go into ``realdata.json`` under

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("gradio_client")
+from app_fixtures import AppServer, make_tiny_checkpoint  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
-
-from app_fixtures import AppServer, make_tiny_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,9 +26,8 @@ pytestmark = [
 
 def test_create_in_browser_shows_a_head(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
-    from PIL import Image
-
     from app_fixtures import AppServer, make_tiny_checkpoint
+    from PIL import Image
 
     out = Path(os.environ.get("OUT") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)

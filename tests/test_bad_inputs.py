@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from bad_inputs_corpus import API_CASES, CLI_CASES, Ctx, run_api, run_cli_cases
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("gradio_client")
+from app_fixtures import AppServer, make_capture, make_tiny_checkpoint  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
-
-from app_fixtures import AppServer, make_capture, make_tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from avat3r.cameras import (
-    Cameras, intrinsics_from_fov, k_farthest_viewpoints, look_at, orbit_cameras, pixel_rays, plucker_rays,
-    read_cameras_json, spherical_to_cartesian, write_cameras_json,
+    Cameras,
+    intrinsics_from_fov,
+    k_farthest_viewpoints,
+    look_at,
+    orbit_cameras,
+    pixel_rays,
+    plucker_rays,
+    read_cameras_json,
+    spherical_to_cartesian,
+    write_cameras_json,
 )
 from avat3r.errors import FormatError, InputError
 

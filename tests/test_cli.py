@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from app_fixtures import astronaut_png
 
 from avat3r.cli import main
-from app_fixtures import astronaut_png
 
 
 def _cli(*args, env=None):

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from avat3r.data.expressions import (EXPRESSION_DIM, EXPRESSION_NAMES, EXPRESSION_PRESETS, clip_expression,
-                                     expression, sample_expression)
+from avat3r.data.expressions import (
+    EXPRESSION_DIM,
+    EXPRESSION_NAMES,
+    EXPRESSION_PRESETS,
+    clip_expression,
+    expression,
+    sample_expression,
+)
 from avat3r.data.identity import SPLITS, sample_identity, split_seeds
 from avat3r.data.synthheads import expression_space, get_rig
 from avat3r.errors import InputError

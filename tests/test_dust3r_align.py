@@ -6,7 +6,14 @@ import torch
 
 from avat3r.cameras import orbit_cameras, pixel_rays
 from avat3r.capture import Capture
-from avat3r.priors.dust3r import AlignConfig, Dust3rPrior, PairPredictions, align_known_cameras, estimate_cameras, make_pairs
+from avat3r.priors.dust3r import (
+    AlignConfig,
+    Dust3rPrior,
+    PairPredictions,
+    align_known_cameras,
+    estimate_cameras,
+    make_pairs,
+)
 from avat3r.priors.dust3r.prior import normalise_confidence
 
 AXES = torch.tensor([0.08, 0.11, 0.10])  # ellipsoid "head" semi-axes, metres

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 pytest.importorskip("gradio_client")
+from app_fixtures import AppServer, make_tiny_checkpoint  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
-
-from app_fixtures import AppServer, make_tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from avat3r.gaussians import Gaussians
 from avat3r.model import Avat3rModel, AvatarState, GaussianMaps, ModelConfig
 from avat3r.model.hub import load_config
 
-
 C_EXP = ModelConfig.preset("tiny").expression_dim  # 20: the SynthHeads expression space
 
 

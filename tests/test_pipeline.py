@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from app_fixtures import make_tiny_checkpoint
 
 import avat3r
 from avat3r.errors import CheckpointError, InputError
 from avat3r.gaussians import Gaussians
-from app_fixtures import make_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import torch
 from avat3r.cameras import Cameras
 from avat3r.errors import InputError
 from avat3r.gaussians import Gaussians
-from avat3r.render import render
-from avat3r.render import torch_backend
+from avat3r.render import render, torch_backend
 from avat3r.render.reference import rasterize_dense
 from avat3r.render.scenes import head_like_scene, random_scene
 

@@ -51,7 +51,9 @@ class SamplerConfig:
     identities: tuple | None = None     # explicit identity seeds (overrides split)
     head_pose_deg: tuple = (15.0, 10.0, 5.0)  # max |yaw|, |pitch|, |roll| of the head inside the dome
     crop_jitter: float = 0.03
-    identity_reuse: int = 1             # train: consecutive indices share an identity (only for in-order reading: the trainer shuffles indices, so there it has no effect)
+    # train: consecutive indices share an identity (only for in-order reading: the trainer shuffles indices, so
+    # there it has no effect)
+    identity_reuse: int = 1
     seed: int = 0
     device: str = "cpu"
     backend: str = "auto"               # renderer backend

@@ -20,8 +20,15 @@ import numpy as np
 import torch
 
 from ..gaussians import Gaussians
-from .expressions import (EXPRESSION_DIM, EXPRESSION_NAMES, EXPRESSION_PRESETS, clip_expression, expression,
-                          sample_expression, sample_expressions)
+from .expressions import (
+    EXPRESSION_DIM,
+    EXPRESSION_NAMES,
+    EXPRESSION_PRESETS,
+    clip_expression,
+    expression,
+    sample_expression,
+    sample_expressions,
+)
 from .headgeom import HeadRig
 from .identity import HAIR_STYLES, SPLITS, Identity, sample_identity, split_seeds
 

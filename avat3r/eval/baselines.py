@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ..gaussians import Gaussians
 from ..data.batch import Batch
+from ..gaussians import Gaussians
 
 __all__ = ["prior_only_gaussians", "neutral_expression", "BASELINES"]
 

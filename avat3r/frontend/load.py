@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.images import load_image_rgba
 from ..io.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # noqa: F401  (the one list; re-exported for old imports)
+
 MIN_SIDE = 64  # below this no face detector or crop is meaningful
 #: Photos are reduced to at most this long side on loading (a 40 MP photo to ~16 MP): a head crop of the model's
 #: size never needs more, and everything after loading gets faster. JPEGs are decoded at reduced scale directly.

@@ -4,8 +4,8 @@ Seeds come from geometry, so they work for any crop with a camera (estimated fro
 capture folder): a head ellipsoid and a neck cylinder in the head-centric frame are projected with the view's
 camera. Inside the face's landmark hull and the inner 85 % of the ellipsoid = sure foreground; the ellipsoid and
 neck = probably foreground; a wide band around them (hair, which can be big) = probably background; beyond
-2.5x the ellipsoid (rarely inside the crop) and padding outside the photo = sure background. GrabCut (colour GMMs + graph cut) decides the uncertain pixels; the result keeps the connected
-parts touching the face, fills holes, and gets a one-pixel soft edge.
+2.5x the ellipsoid (rarely inside the crop) and padding outside the photo = sure background. GrabCut (colour
+GMMs + graph cut) decides the uncertain pixels; the result keeps the connected parts touching the face, fills holes, and gets a one-pixel soft edge.
 
 The paper (supp. C) uses BackgroundMattingV2 masks; that needs downloaded weights, which this stage avoids.
 """

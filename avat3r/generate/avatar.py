@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..capture import Capture
 from ..cameras import Cameras
+from ..capture import Capture
 from ..errors import InputError
 from ..gaussians import Gaussians
 from ..limits import MAX_SEED, TRUNCATION_RANGE

@@ -7,7 +7,8 @@ It is stored as ``config.json`` beside ``model.safetensors`` in every checkpoint
 Presets (``ModelConfig.preset(name)``):
 - ``paper``: Table 4 (patch 8, D 768, 8 self- and 8 cross-attention layers, 512² in/out, expression code 256,
   one GRM upsampler step, Sapiens-2b features of width 1920, DUSt3R positions).
-- ``small``: the shipped CPU demo model (20-d expression code = the SynthHeads space) (256² in, no features, visual-hull positions); sized by measurement
+- ``small``: the shipped CPU demo model (20-d expression code = the SynthHeads space) (256² in, no features,
+  visual-hull positions); sized by measurement
   so that one avatar from 4 views takes <= 5 s on a 2-core CPU and the fp16 weights stay <= 40 MB.
 - ``tiny``: a toy network for tests (runs in milliseconds).
 """

@@ -88,7 +88,8 @@ def load_config(path) -> ModelConfig:
     if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
         raise CheckpointError(f"{path}: model_type is {data.get('model_type')!r}, expected {MODEL_TYPE!r} (not an Avat3r checkpoint)")
     if int(data.get("format_version", FORMAT_VERSION)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {data['format_version']} is newer than this avat3r supports ({FORMAT_VERSION}); upgrade avat3r")
+        raise CheckpointError(f"{path}: format_version {data['format_version']} is newer than this avat3r supports "
+                              f"({FORMAT_VERSION}); upgrade avat3r")
     try:
         return ModelConfig.from_dict({k: v for k, v in data.items() if k not in _META_KEYS})
     except CheckpointError as e:
@@ -140,14 +141,19 @@ def _resolve(src, revision, local_files_only) -> tuple[Path, Path]:
         return path / CONFIG_NAME, path / WEIGHTS_NAME
     s = str(src)
     if path.exists() or s.startswith((".", "/", "~")) or s.count("/") > 1 or "\\" in s:
-        raise CheckpointError(f"checkpoint directory {s!r} does not exist; pass a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}, or a Hub repo id 'owner/name'")
+        raise CheckpointError(f"checkpoint directory {s!r} does not exist; pass a directory holding {CONFIG_NAME} and "
+                              f"{WEIGHTS_NAME}, or a Hub repo id 'owner/name'")
     return _download(s, revision, local_files_only)
 
 
 def _download(repo_id: str, revision, local_files_only) -> tuple[Path, Path]:
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
-        EntryNotFoundError, GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
+        EntryNotFoundError,
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 

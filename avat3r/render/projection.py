@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 __all__ = ["Projected", "project_gaussians", "ALPHA_MIN", "ALPHA_MAX", "T_MIN"]
 
 ALPHA_MIN = 1.0 / 255.0  # per-pixel contributions below this alpha are skipped (gsplat ALPHA_THRESHOLD)

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import torch
 
+from ..errors import Avat3rError, CheckpointError
 from .checkpoint import latest_checkpoint, load_checkpoint, read_meta
 from .config import TrainConfig
-from ..errors import Avat3rError, CheckpointError
 
 __all__ = ["export_weights", "export_checkpoint", "model_from_checkpoint", "export_main"]
 

@@ -27,8 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import Avat3rError, InputError
 from ..data.batch import Batch, collate, render_batch
+from ..errors import Avat3rError, InputError
 from .checkpoint import checkpoint_size, latest_checkpoint, load_checkpoint, read_meta, save_checkpoint
 from .config import RUNS, TrainConfig, parse_overrides
 from .distributed import DistInfo, all_reduce_mean, barrier, broadcast_bool, cleanup, init_distributed, sample_index

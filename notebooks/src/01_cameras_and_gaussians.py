@@ -25,9 +25,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from avat3r.cameras import (Cameras, intrinsics_from_fov, look_at, orbit_cameras, pixel_rays, plucker_rays,
-                            spherical_to_cartesian)
-from avat3r.gaussians import Gaussians, rotmat_to_quat
+from avat3r.cameras import (
+    Cameras,
+    intrinsics_from_fov,
+    look_at,
+    orbit_cameras,
+    pixel_rays,
+    plucker_rays,
+    spherical_to_cartesian,
+)
+from avat3r.gaussians import Gaussians
 from avat3r.render import render
 from avat3r.render.scenes import HEAD_RADII, head_like_scene
 

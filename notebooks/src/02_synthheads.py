@@ -23,11 +23,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from avat3r.cameras import Cameras, k_farthest_viewpoints, farthest_point_sampling, orbit_cameras
+from avat3r.cameras import Cameras, farthest_point_sampling, k_farthest_viewpoints, orbit_cameras
 from avat3r.data.dome import back_only, head_crops, make_dome
 from avat3r.data.sampler import SynthHeadsDataset
-from avat3r.data.synthheads import (EXPRESSION_NAMES, EXPRESSION_PRESETS, HAIR_STYLES, SPLITS, build_head, build_heads,
-                                    expression, sample_identity, split_seeds)
+from avat3r.data.synthheads import (
+    EXPRESSION_NAMES,
+    EXPRESSION_PRESETS,
+    SPLITS,
+    build_head,
+    build_heads,
+    expression,
+    sample_identity,
+    split_seeds,
+)
 from avat3r.render import render
 
 torch.set_num_threads(2)

@@ -167,7 +167,8 @@ print(PriorOutput.__doc__)
 
 # %%
 from avat3r.errors import CheckpointError
-from avat3r.priors.dust3r import Dust3rNet, Dust3rPrior, Dust3rPriorConfig, PRESETS as DUST3R_PRESETS, find_dust3r_weights
+from avat3r.priors.dust3r import PRESETS as DUST3R_PRESETS
+from avat3r.priors.dust3r import Dust3rNet, Dust3rPrior, Dust3rPriorConfig, find_dust3r_weights
 
 try:
     path = find_dust3r_weights(allow_download=False)

@@ -275,6 +275,7 @@ plt.tight_layout(); plt.show()
 # %%
 from torch.utils.flop_counter import FlopCounterMode
 
+
 def gflops(fn):
     with FlopCounterMode(display=False) as fc:
         fn()

@@ -24,10 +24,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from avat3r.data.batch import collate, render_batch
 from avat3r.data.sampler import SynthHeadsDataset
 from avat3r.data.synthheads import split_seeds
 from avat3r.train import TrainConfig
-from avat3r.data.batch import collate, render_batch
 from avat3r.train.trainer import Trainer
 
 torch.set_num_threads(2)

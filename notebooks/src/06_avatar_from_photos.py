@@ -87,8 +87,9 @@ for s in list_sources():
 # landmark models). Without it, this notebook falls back to a SynthHeads capture folder, which has its own cameras.
 
 # %%
-from avat3r.frontend import faces_available
 from skimage import data as skdata
+
+from avat3r.frontend import faces_available
 
 FACES = faces_available()
 if FACES:

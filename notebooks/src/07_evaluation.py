@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from avat3r.eval.metrics import METRICS, MetricAccumulator, flicker, psnr, ssim, temporal_error
-from avat3r.eval.tables import TABLE_COLUMNS, ablation_tables, table1
+from avat3r.eval.tables import ablation_tables, table1
 
 torch.set_num_threads(2)
 plt.rcParams["figure.dpi"] = 80
@@ -68,9 +68,10 @@ plt.tight_layout(); plt.show()
 # the person). Both use dlib's offline models (`pip install "avat3r[faces]"`). On a real photo and edits of it:
 
 # %%
+from skimage import data as skdata
+
 from avat3r.eval.faces import faces_available
 from avat3r.eval.metrics import face_pair
-from skimage import data as skdata
 
 if not faces_available():
     print("SKIPPED: the face metrics need dlib and its models (pip install 'avat3r[faces]')")

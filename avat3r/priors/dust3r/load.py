@@ -112,7 +112,8 @@ def infer_config(sd: dict) -> Dust3rConfig:
         dec_depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("dec_blocks."))
         hd = "downstream_head1.dpt."
         layer_dims = tuple(sd[f"{hd}act_postprocess.{i}.0.weight"].shape[0] for i in range(4))
-        feat = sd[f"{hd}scratch.layer1_rn.weight"].shape[0] if f"{hd}scratch.layer1_rn.weight" in sd else sd[f"{hd}scratch.layer_rn.0.weight"].shape[0]
+        rn = f"{hd}scratch.layer1_rn.weight" if f"{hd}scratch.layer1_rn.weight" in sd else f"{hd}scratch.layer_rn.0.weight"
+        feat = sd[rn].shape[0]
         last = sd[f"{hd}head.4.weight"].shape[1]
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"not a DUSt3R DPT state dict (missing {e}); use the official {HUB_REPO} weights") from e

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...capture import Capture
 from ...cameras import Cameras, pixel_rays
+from ...capture import Capture
 from ...errors import InputError
 from ..base import PriorOutput
 from .align import AlignConfig, AlignResult, align_known_cameras, estimate_cameras
