@@ -567,8 +567,8 @@ def _source_widgets(name):
 
 INTRO = """# Avat3r: an animatable 3D head from a few photos
 Pick an input: 1-8 photos of one head (4 from different sides work best), a video turning the head, a capture
-folder (.zip), or a procedural head from a seed; press **Create**, then drag the 3D view to orbit. In **Animate**, change the expression or play a sequence. Everything runs on this
-machine; photos are not kept."""
+folder (.zip), or a procedural head from a seed; press **Create**, then drag the 3D view to orbit.
+In **Animate**, change the expression or play a sequence. Everything runs on this machine; photos are not kept."""
 
 
 # ---- generated heads (GGHead -> Avat3r; docs/GGHEAD.md) ---------------------------------------------------

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from app_fixtures import AppServer
 
 import avat3r
 from avat3r.capture import Capture
 from avat3r.data.capture_folder import read_capture_folder
 from avat3r.errors import InputError
-from app_fixtures import AppServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WARNINGS = ("reaches past", "cut off", "warning", "skipped")
