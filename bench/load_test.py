@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -173,6 +174,7 @@ def main(argv=None) -> int:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(work, ignore_errors=True)  # the app's session folders and Gradio's cache of this run
     res.update(machine=f"{os.cpu_count()} CPU cores", weights=args.weights or "shipped weights/", capture=args.capture)
     text = json.dumps(res, indent=1)
     print(text)
