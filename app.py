@@ -543,6 +543,92 @@ def play(state, sequence, frames_per_step, azimuth, elevation, progress=gr.Progr
     return str(write_video(work / f"animation_{uuid.uuid4().hex[:6]}.mp4", frames, fps=12))
 
 
+# ---- live animated viewer (issue 19): Spark in an iframe, expression basis fitted per avatar ---------------
+VIEWER_DIR = ROOT / "demo" / "viewer"
+LIVE_WORK = Path(tempfile.gettempdir()) / "avat3r_live"  # scene folders only (no uploads): served as static files
+VIEWER_SAMPLES = int(os.environ.get("AVAT3R_VIEWER_SAMPLES", 6))  # random mixtures on top of one sample per slider end
+LIVE_HEIGHT = 460
+
+
+def viewer_installed() -> bool:
+    """Spark and three are installed at set-up (``npm ci --prefix demo/viewer``), never fetched at run time."""
+    nm = VIEWER_DIR / "node_modules"
+    return (nm / "@sparkjsdev" / "spark" / "dist" / "spark.module.js").is_file() and (nm / "three" / "build" / "three.module.js").is_file()
+
+
+def _static_url(path: Path) -> str:
+    return "/gradio_api/file=" + str(Path(path).resolve())
+
+
+def live_viewer_html(scene: Path | None = None) -> str:
+    """The iframe showing demo/viewer/viewer.html on ``scene`` (scene.json), or a note saying what to do."""
+    if not viewer_installed():
+        return ("<p id='live-missing'>The live 3D viewer is not installed: run <code>npm ci --prefix demo/viewer</code> "
+                "(see README) and restart the app.</p>")
+    src = _static_url(VIEWER_DIR / "viewer.html")
+    if scene is not None:
+        from urllib.parse import quote
+
+        src += "?scene=" + quote(_static_url(scene), safe="/=")
+    return (f"<iframe id='live-frame' src='{src}' title='Avat3r live 3D viewer' style='width:100%;height:{LIVE_HEIGHT}px;"
+            "border:0;border-radius:8px;background:#1b1b1f' allow='fullscreen'></iframe>")
+
+
+def _live_dir() -> Path:
+    LIVE_WORK.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in LIVE_WORK.iterdir():  # scenes older than 2 h go, like the sessions
+        try:
+            if now - old.stat().st_mtime > 7200:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    d = LIVE_WORK / uuid.uuid4().hex  # unguessable: the folder is served to whoever knows its name
+    d.mkdir()
+    return d
+
+
+@GPU
+def build_live_viewer(state, progress=gr.Progress()):
+    """The current avatar -> live viewer iframe (expression basis fitted to network samples, preset clip)."""
+    from avat3r.export.basis import fit_expression_basis
+    from avat3r.export.viewer_scene import preset_clip, write_viewer_scene
+
+    avatar, _ = _need_avatar(state)
+    if not viewer_installed():
+        raise UserError("The live 3D viewer is not installed on this server (npm ci --prefix demo/viewer).")
+    space = avatar.expression_space
+    basis = fit_expression_basis(avatar, n_random=VIEWER_SAMPLES, progress=_progress_cb(progress, 0.0, 0.95))
+    clips = {"presets": preset_clip(space)}
+    if state.get("drive_clip"):
+        clips = {"driven": state["drive_clip"], **clips}
+    scene = write_viewer_scene(_live_dir(), basis, clips=clips, presets=space.presets)
+    return dict(state, live_scene=str(scene)), live_viewer_html(scene)
+
+
+# Sliders -> the iframe, in the browser (no server round trip): the viewer moves its splats from the basis.
+SLIDERS_TO_VIEWER_JS = """(...values) => {
+  const f = document.querySelector('#live-frame');
+  if (f && f.contentWindow) f.contentWindow.postMessage({type: 'avat3r-code', code: values.map(Number)}, '*');
+  return [];
+}"""
+
+
+def live_viewer_panel():
+    """The live viewer's components (right column): iframe + button. -> (html, button)."""
+    with gr.Group():
+        html = gr.HTML(live_viewer_html(None), elem_id="live-viewer", label="Live 3D (animated)")
+        btn = gr.Button("Open the live 3D viewer (animated; follows the sliders)", elem_id="live-btn")
+    return html, btn
+
+
+def wire_live_viewer(state, html, btn, sliders) -> None:
+    btn.click(build_live_viewer, inputs=state, outputs=[state, html], api_name="live_viewer", concurrency_limit=1,
+              concurrency_id="model", show_progress_on=[html])
+    for s in sliders:
+        s.change(None, inputs=sliders, outputs=None, js=SLIDERS_TO_VIEWER_JS, queue=False)
+
+
 # ---- the UI ---------------------------------------------------------------------------------------------
 def _slider_range(cfg: dict, i: int) -> tuple[float, float]:
     """Slider range of dim i: [0, 1] for activations (all presets >= 0), [-1, 1] for signed dims (gaze, or any
@@ -728,6 +814,7 @@ def build_demo() -> gr.Blocks:
                             play_btn = gr.Button("Play", variant="primary", elem_id="play-btn")
                     gen_tab = gr.Tab("3 · Generate a head", id="generate")
             with gr.Column(scale=6):
+                live_html, live_btn = live_viewer_panel()
                 viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")
                 video = gr.Video(label="Video (turntable, or the animation you play)", autoplay=True, loop=True,
                                  interactive=False, height=340, elem_id="video")
@@ -741,6 +828,7 @@ def build_demo() -> gr.Blocks:
         create_btn.click(create, inputs=[files, example, source, seed, prompt], outputs=[state, preview, report, viewer, ply_file], api_name="create",
                          concurrency_limit=1, concurrency_id="model", show_progress_on=[preview, viewer]).success(
             turntable, inputs=state, outputs=video, api_name="turntable", concurrency_limit=1, concurrency_id="model", show_progress_on=[video])
+        wire_live_viewer(state, live_html, live_btn, sliders)
         if space is not None:
             show_btn.click(show_expression, inputs=[state] + sliders, outputs=[state, viewer, ply_file],
                            api_name="show_expression", concurrency_limit=1, concurrency_id="model")
@@ -763,6 +851,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     ap.add_argument("--share", action="store_true")
     args = ap.parse_args()
+    gr.set_static_paths([str(VIEWER_DIR), str(LIVE_WORK)])  # the live viewer's page and scenes (no uploads)
+    LIVE_WORK.mkdir(parents=True, exist_ok=True)
     demo = build_demo()
     from starlette.middleware import Middleware
 

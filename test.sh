@@ -11,6 +11,10 @@ fi
 echo "== installing Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+if command -v npm >/dev/null 2>&1; then
+  echo "== installing the live viewer's browser packages (demo/viewer, pinned by its package-lock.json)"
+  npm ci --prefix demo/viewer --no-audit --no-fund --loglevel=error
+fi
 echo "== ruff (lint; pyproject [tool.ruff])"
 .venv/bin/python -m ruff check .
 echo "== running tests"

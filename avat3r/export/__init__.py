@@ -1,0 +1,2 @@
+"""Exports of an animated avatar beyond one static .ply: a linear expression basis for real-time viewers
+(``basis``), the browser viewer's scene files (``viewer_scene``) and per-frame .ply sequences (``sequence``)."""
