@@ -104,7 +104,7 @@ def test_live_viewer_in_app(tmp_path):
 
     out = _out(tmp_path)
     ckpt = make_tiny_checkpoint(tmp_path / "tiny")
-    with AppServer(ckpt, env={"AVAT3R_VIEWER_SAMPLES": "0"}) as srv, sync_api.sync_playwright() as p:
+    with AppServer(ckpt, env={"AVAT3R_VIEWER_SAMPLES": "0"}, timeout=300) as srv, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
@@ -114,7 +114,7 @@ def test_live_viewer_in_app(tmp_path):
             page.wait_for_selector("#create-btn", timeout=60_000)
             page.click("#example input")
             page.get_by_role("option").filter(has_text="SynthHeads capture").first.click()
-            page.wait_for_selector("#upload :text('synth_')", timeout=30_000)
+            page.wait_for_selector("#upload :text('synth_')", timeout=120_000)
             page.click("#create-btn")
             page.wait_for_selector("#viewer canvas", timeout=180_000)
             page.click("#live-btn")

@@ -154,7 +154,7 @@ async function main() {
     // pose: [yaw, pitch, roll] degrees (+ optional translation in metres), the driver's head motion
     if (!pose) { mesh.rotation.set(0, 0, 0); mesh.position.set(0, 0, 0); return; }
     const r = Math.PI / 180;
-    mesh.rotation.set(pose[1] * r, pose[0] * r, pose[2] * r, "YXZ");
+    mesh.rotation.set(-pose[1] * r, pose[0] * r, pose[2] * r, "YXZ");  // pitch + = face up = about -x
     mesh.position.set(pose[3] || 0, pose[4] || 0, pose[5] || 0);
   }
 
