@@ -629,6 +629,55 @@ def wire_live_viewer(state, html, btn, sliders) -> None:
         s.change(None, inputs=sliders, outputs=None, js=SLIDERS_TO_VIEWER_JS, queue=False)
 
 
+# ---- driving with a video (issue 19): landmarks -> pose + expression code per frame -> the avatar -------------
+DRIVE_RENDER_FRAMES = int(os.environ.get("AVAT3R_DRIVE_RENDER_FRAMES", 150))  # CPU renders ~1 s a frame: bound it
+
+
+@GPU
+def drive_with_video(state, video, side_by_side, progress=gr.Progress()):
+    """Driving video -> (state with the driven clip, mp4 of the driven avatar, report). The clip also plays in
+    the live 3D viewer (open or re-open it)."""
+    from avat3r.drive.render import write_driven_video
+    from avat3r.drive.video import code_for_space, drive_video
+    from avat3r.errors import Avat3rError
+
+    avatar, work = _need_avatar(state)
+    if not video:
+        raise UserError("Upload a video of one face (or record one with the webcam), then press Drive.")
+    path = Path(video if isinstance(video, (str, os.PathLike)) else getattr(video, "name", video))
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"{path.name} is not a video; use one of {', '.join(VIDEO_SUFFIXES)}.")
+    try:
+        drv = drive_video(path, max_frames=DRIVE_RENDER_FRAMES, progress=_progress_cb(progress, 0.0, 0.4))
+        codes = code_for_space(drv.codes, drv.names, avatar.expression_space)
+        out = write_driven_video(work / f"driven_{uuid.uuid4().hex[:6]}.mp4", avatar, drv, codes,
+                                 size=VIDEO_SIZE, side_by_side=bool(side_by_side), video=path,
+                                 progress=_progress_cb(progress, 0.4, 1.0))
+    except Avat3rError as e:
+        raise UserError(str(e), title="Cannot drive the avatar") from None
+    clip = {"fps": drv.fps, "codes": codes.round(4).tolist(), "poses": drv.poses.round(2).tolist()}
+    lines = drv.report + [f"code extraction {drv.ms_per_frame:.0f} ms per frame; press “Open the live 3D viewer” "
+                          "to play the driven clip in 3D"]
+    return dict(state, drive_clip=clip), str(out), "\n".join(lines)
+
+
+def drive_tab():
+    """The "Drive with a video" tab's components -> (video input, side-by-side box, button, report)."""
+    gr.Markdown("Drive the avatar with a video of **one** face (start with a relaxed, neutral face: the first frames "
+                f"calibrate). Up to {DRIVE_RENDER_FRAMES} frames are used here; the CLI `avat3r drive` takes longer videos.")
+    src = gr.Video(label="Driving video (upload, or record with the webcam)", sources=["upload", "webcam"],
+                   elem_id="drive-video")
+    sbs = gr.Checkbox(value=True, label="show the driving video beside the avatar")
+    btn = gr.Button("Drive", variant="primary", elem_id="drive-btn")
+    report = gr.Textbox(label="Driving", lines=3, interactive=False, elem_id="drive-report")
+    return src, sbs, btn, report
+
+
+def wire_drive(state, src, sbs, btn, report, video_out) -> None:
+    btn.click(drive_with_video, inputs=[state, src, sbs], outputs=[state, video_out, report], api_name="drive",
+              concurrency_limit=1, concurrency_id="model", show_progress_on=[video_out])
+
+
 # ---- the UI ---------------------------------------------------------------------------------------------
 def _slider_range(cfg: dict, i: int) -> tuple[float, float]:
     """Slider range of dim i: [0, 1] for activations (all presets >= 0), [-1, 1] for signed dims (gaze, or any
@@ -813,6 +862,8 @@ def build_demo() -> gr.Blocks:
                                 elevation = gr.Slider(-30, 45, value=5, step=5, label="view elevation (°)")
                             play_btn = gr.Button("Play", variant="primary", elem_id="play-btn")
                     gen_tab = gr.Tab("3 · Generate a head", id="generate")
+                    with gr.Tab("4 · Drive with a video", id="drive"):
+                        drive_src, drive_sbs, drive_btn, drive_report = drive_tab()
             with gr.Column(scale=6):
                 live_html, live_btn = live_viewer_panel()
                 viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")
@@ -829,6 +880,7 @@ def build_demo() -> gr.Blocks:
                          concurrency_limit=1, concurrency_id="model", show_progress_on=[preview, viewer]).success(
             turntable, inputs=state, outputs=video, api_name="turntable", concurrency_limit=1, concurrency_id="model", show_progress_on=[video])
         wire_live_viewer(state, live_html, live_btn, sliders)
+        wire_drive(state, drive_src, drive_sbs, drive_btn, drive_report, video)
         if space is not None:
             show_btn.click(show_expression, inputs=[state] + sliders, outputs=[state, viewer, ply_file],
                            api_name="show_expression", concurrency_limit=1, concurrency_id="model")

@@ -310,7 +310,64 @@ def cmd_animate(args) -> int:
         frames = avatar.animation(codes, (args.azimuth, args.elevation), size=args.size, progress=bar)
     video = write_video(args.out, frames, fps=args.fps)
     _say(args, f"wrote {video}  ({len(frames)} frames)")
+    if getattr(args, "ply_zip", None):
+        from .export.sequence import write_ply_sequence
+
+        with _Bar("ply sequence", args.quiet) as bar:
+            z = write_ply_sequence(args.ply_zip, avatar, codes, fps=args.fps, progress=bar)
+        _say(args, f"wrote {z}  ({len(codes)} .ply frames + manifest.json)")
     return 0
+
+
+def cmd_drive(args) -> int:
+    """avat3r drive AVATAR_SOURCE... DRIVING_VIDEO -o out.mp4: the avatar follows the video's face (issue 19)."""
+    from .drive.video import code_for_space, drive_video
+    from .drive.render import write_driven_video
+    from .errors import InputError
+
+    if not args.inputs or (len(args.inputs) < 2 and not getattr(args, "source", None)):
+        raise InputError("give the avatar's inputs (photos, a capture folder, ...) and then the driving video, e.g. "
+                         "avat3r drive me.jpg talking.mp4 -o driven.mp4")
+    video = Path(args.inputs.pop())
+    if not video.is_file():
+        raise InputError(f"{video}: driving video not found (it is the last argument)")
+    if Path(args.out).suffix.lower() != ".mp4":
+        raise InputError(f"{args.out}: the output is an .mp4 video")
+    if not 1 <= args.max_frames <= MAX_DRIVE_FRAMES():
+        raise InputError(f"--max-frames must be 1..{MAX_DRIVE_FRAMES()}")
+    pipe = _load(args)
+    with _Bar("driving video", args.quiet) as bar:
+        drv = drive_video(video, max_frames=args.max_frames, progress=bar)
+    for line in drv.report:
+        _say(args, line)
+    _say(args, f"code extraction: {drv.ms_per_frame:.0f} ms per frame ({drv.cpu_ms_per_frame:.0f} ms CPU)")
+    avatar = _reconstruct(args, pipe)
+    codes = code_for_space(drv.codes, drv.names, pipe.expression_space)
+    with _Bar("rendering", args.quiet) as bar:
+        out = write_driven_video(args.out, avatar, drv, codes, size=args.size, side_by_side=args.side_by_side,
+                                 video=video, with_pose=not args.no_pose, progress=bar)
+    _say(args, f"wrote {out}  ({len(codes)} frames)")
+    if args.codes:
+        from .io.images import atomic_save
+
+        payload = {"names": list(pipe.expression_space.names), "fps": drv.fps, "codes": codes.round(4).tolist(),
+                   "poses": drv.poses.round(2).tolist(), "face_found": drv.found.tolist()}
+        atomic_save(Path(args.codes), lambda tmp: Path(tmp).write_text(json.dumps(payload)))
+        _say(args, f"wrote {args.codes}")
+    if args.ply_zip:
+        from .export.sequence import write_ply_sequence
+
+        with _Bar("ply sequence", args.quiet) as bar:
+            z = write_ply_sequence(args.ply_zip, avatar, codes, fps=drv.fps,
+                                   poses=None if args.no_pose else drv.poses, progress=bar)
+        _say(args, f"wrote {z}")
+    return 0
+
+
+def MAX_DRIVE_FRAMES() -> int:  # noqa: N802
+    from .limits import MAX_VIDEO_DRIVE_FRAMES
+
+    return MAX_VIDEO_DRIVE_FRAMES
 
 
 def cmd_render(args) -> int:
@@ -442,9 +499,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--frames-per-step", type=int, default=12, help="frames between two presets (default 12)")
     a.add_argument("--no-loop", action="store_true", help="do not return to the first expression at the end")
     a.add_argument("--fps", type=float, default=24.0)
+    a.add_argument("--ply-zip", default=None, help="also write one .ply per frame into this .zip (an animated sequence "
+                   "for external splat viewers, docs/VIEWER.md)")
     _add_view_args(a)
     common(a)
     a.set_defaults(func=cmd_animate)
+
+    dr = sub.add_parser("drive", help="an avatar (photos, capture, source) driven by a person's video -> mp4",
+                        description="avat3r drive AVATAR_INPUTS... DRIVING_VIDEO -o driven.mp4: the last argument is the "
+                                    "driving video (one face; start it with a relaxed, neutral face for calibration).",
+                        epilog=_sources_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(dr)
+    dr.add_argument("-o", "--out", default="driven.mp4", help="output video (.mp4)")
+    dr.add_argument("--side-by-side", action="store_true", help="the driving video (with its landmarks) on the left")
+    dr.add_argument("--size", type=int, default=256, help="avatar render size in pixels (default 256)")
+    dr.add_argument("--max-frames", type=int, default=MAX_DRIVE_FRAMES(), help="use at most this many frames")
+    dr.add_argument("--no-pose", action="store_true", help="expressions only; keep the avatar's head still")
+    dr.add_argument("--codes", default=None, help="also write the codes and poses per frame to this .json")
+    dr.add_argument("--ply-zip", default=None, help="also write one .ply per frame into this .zip (see docs/VIEWER.md)")
+    common(dr)
+    dr.set_defaults(func=cmd_drive)
 
     v = sub.add_parser("render", help="render one view of an avatar (from photos/capture) or of a .ply",
                        epilog=_sources_help(), formatter_class=argparse.RawDescriptionHelpFormatter)

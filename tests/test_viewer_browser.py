@@ -70,7 +70,7 @@ def _viewer_state(frame) -> dict:
     return frame.evaluate("() => window.avat3rViewer ? JSON.parse(JSON.stringify(window.avat3rViewer)) : null")
 
 
-def _wait_ready(frame, timeout_s: float = 120.0) -> dict:
+def _wait_ready(frame, timeout_s: float = 300.0) -> dict:
     frame.wait_for_function("() => window.avat3rViewer && (window.avat3rViewer.ready || window.avat3rViewer.error)",
                             timeout=timeout_s * 1000)
     st = _viewer_state(frame)
