@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +92,7 @@ def main() -> None:
     e, z = np.concatenate(errs), np.concatenate(zero_errs)
     names = pipe.expression_space.names
     out = {
-        "identities": args.identities, "expression_frames": int(len(e)), "split": "test",
+        "identities": args.identities, "expression_frames": len(e), "split": "test",
         "code_mae": round(float(e[:, :18].mean()), 4), "code_mae_always_neutral": round(float(z[:, :18].mean()), 4),
         "code_mae_per_dim": {n: round(float(v), 3) for n, v in zip(names[:18], e[:, :18].mean(0))},
         "code_mae_per_dim_always_neutral": {n: round(float(v), 3) for n, v in zip(names[:18], z[:, :18].mean(0))},

@@ -11,8 +11,11 @@ import pytest
 import avat3r
 from avat3r.errors import FormatError, InputError
 from avat3r.export.basis import expression_ranges, fit_expression_basis, sample_codes
-from avat3r.export.viewer_scene import preset_clip, read_viewer_scene, write_viewer_scene
-
+from avat3r.export.viewer_scene import (
+    preset_clip,
+    read_viewer_scene,
+    write_viewer_scene,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "demo" / "examples" / "synth_1"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FEATURE_DIM", "FramePose", "landmark_features", "pose_angles", "default_intrinsics"]
+__all__ = ["FEATURE_DIM", "FramePose", "default_intrinsics", "landmark_features", "pose_angles"]
 
 FEATURE_DIM = 136
 # OpenCV camera looking at the head's face from the front (head-centric world is y-up, face towards +z)

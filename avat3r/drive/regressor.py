@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 
-__all__ = ["RegressorConfig", "DriveRegressor", "default_regressor_dir", "load_regressor"]
+__all__ = ["DriveRegressor", "RegressorConfig", "default_regressor_dir", "load_regressor"]
 
 
 @dataclass

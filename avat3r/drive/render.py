@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["driven_frames", "write_driven_video", "draw_landmarks"]
+__all__ = ["draw_landmarks", "driven_frames", "write_driven_video"]
 
 MAX_HEAD_TURN = 60.0  # degrees: poses beyond are clipped (the avatar has no back views to show past that)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["landmark_gaussians", "synth_landmarks", "random_head_pose"]
+__all__ = ["landmark_gaussians", "random_head_pose", "synth_landmarks"]
 
 UPPER_LIDS = (37, 38, 43, 44)  # iBUG 68: upper eyelid points
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,7 +66,6 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     corr = dict(np.load(args.correspondences)) if args.correspondences else {}
-    rng = np.random.default_rng(0)
 
     def identities(split, k):
         out = []

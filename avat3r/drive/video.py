@@ -18,10 +18,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..limits import MAX_VIDEO_DRIVE_FRAMES, MAX_VIDEO_PIXELS
-from .features import FEATURE_DIM, default_intrinsics, landmark_features
+from .features import default_intrinsics, landmark_features
 from .smoothing import OneEuro
 
-__all__ = ["DriveResult", "Driver", "drive_video", "iter_video", "code_for_space"]
+__all__ = ["DriveResult", "Driver", "code_for_space", "drive_video", "iter_video"]
 
 DETECT_SIDE = 480          # long side the face detector sees
 CALIBRATION_FRAMES = 10    # frames with a face whose median is the person's neutral

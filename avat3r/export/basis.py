@@ -17,7 +17,7 @@ import torch
 from ..errors import InputError
 from ..gaussians import Gaussians
 
-__all__ = ["ExpressionBasis", "expression_ranges", "sample_codes", "fit_expression_basis", "basis_error"]
+__all__ = ["ExpressionBasis", "basis_error", "expression_ranges", "fit_expression_basis", "sample_codes"]
 
 
 @dataclass

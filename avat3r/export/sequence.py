@@ -21,7 +21,7 @@ import torch
 from ..errors import InputError
 from ..limits import MAX_SEQUENCE_FRAMES
 
-__all__ = ["FORMAT", "write_ply_sequence", "head_rotation"]
+__all__ = ["FORMAT", "head_rotation", "write_ply_sequence"]
 
 FORMAT = "avat3r-ply-sequence"
 

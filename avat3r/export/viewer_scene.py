@@ -21,7 +21,7 @@ from ..io.images import atomic_save
 from ..limits import MAX_SEQUENCE_FRAMES
 from .basis import ExpressionBasis
 
-__all__ = ["FORMAT", "write_viewer_scene", "read_viewer_scene", "preset_clip"]
+__all__ = ["FORMAT", "preset_clip", "read_viewer_scene", "write_viewer_scene"]
 
 FORMAT = "avat3r-live"
 VERSION = 1
