@@ -337,7 +337,9 @@ def cmd_drive(args) -> int:
         raise InputError(f"--max-frames must be 1..{MAX_DRIVE_FRAMES()}")
     pipe = _load(args)
     with _Bar("driving video", args.quiet) as bar:
-        drv = drive_video(video, max_frames=args.max_frames, progress=bar)
+        from .drive.regressor import load_regressor
+
+        drv = drive_video(video, regressor=load_regressor(args.regressor), max_frames=args.max_frames, progress=bar)
     for line in drv.report:
         _say(args, line)
     _say(args, f"code extraction: {drv.ms_per_frame:.0f} ms per frame ({drv.cpu_ms_per_frame:.0f} ms CPU)")
@@ -516,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--max-frames", type=int, default=MAX_DRIVE_FRAMES(), help="use at most this many frames")
     dr.add_argument("--no-pose", action="store_true", help="expressions only; keep the avatar's head still")
     dr.add_argument("--codes", default=None, help="also write the codes and poses per frame to this .json")
+    dr.add_argument("--regressor", default=None, help="driving regressor folder (default: the shipped weights/drive)")
     dr.add_argument("--ply-zip", default=None, help="also write one .ply per frame into this .zip (see docs/VIEWER.md)")
     common(dr)
     dr.set_defaults(func=cmd_drive)

@@ -20,6 +20,21 @@ EXAMPLE = ROOT / "demo" / "examples" / "synth_1"
 D0 = "KwaiVGI_LivePortrait/assets/examples/driving/d0.mp4"
 
 
+@pytest.fixture(scope="module")
+def regressor(tmp_path_factory):
+    """A driving regressor of the shipped architecture with random weights (what the tiny random checkpoint is to
+    the model): the machinery is tested, not the accuracy (bench/drive.py measures that)."""
+    import torch
+
+    from avat3r.data.expressions import EXPRESSION_NAMES
+    from avat3r.drive.regressor import DriveRegressor, RegressorConfig
+
+    torch.manual_seed(0)
+    names = [n for n in EXPRESSION_NAMES if not n.startswith("gaze")]
+    reg = DriveRegressor(RegressorConfig(names=names, lo=[0.0] * len(names), hi=[1.0] * len(names))).eval()
+    return reg.save(tmp_path_factory.mktemp("drive"))
+
+
 def _astronaut() -> np.ndarray:
     import skimage.data
 
@@ -51,26 +66,26 @@ def test_one_euro_smooths_jitter_and_follows_motion():
     assert np.allclose(out[:90], 0) and out[-1].min() > 0.95  # a real move gets through
 
 
-def test_drive_a_real_clip(realdata):
+def test_drive_a_real_clip(realdata, regressor):
+    from avat3r.drive.regressor import load_regressor
     from avat3r.drive.video import drive_video
 
-    res = drive_video(realdata / D0, max_frames=12)
+    reg = load_regressor(regressor)
+    res = drive_video(realdata / D0, regressor=reg, max_frames=12)
     assert res.codes.shape == (12, len(res.names)) and res.poses.shape == (12, 3)
     assert res.found.all() and np.isfinite(res.landmarks).all()
     assert np.all(np.abs(res.poses) < 40)  # a frontal talking head
-    from avat3r.drive.regressor import load_regressor
-
-    cfg = load_regressor().config
+    cfg = reg.config
     assert (res.codes >= np.asarray(cfg.lo) - 1e-6).all() and (res.codes <= np.asarray(cfg.hi) + 1e-6).all()
     assert 0 < res.ms_per_frame < 5000
 
 
-def test_cli_drive_end_to_end(ckpt, realdata, tmp_path):
+def test_cli_drive_end_to_end(ckpt, realdata, regressor, tmp_path):
     from avat3r.io.ply import read_ply_array
 
     out, codes, plys = tmp_path / "driven.mp4", tmp_path / "codes.json", tmp_path / "seq.zip"
     r = subprocess.run([sys.executable, "-m", "avat3r.cli", "drive", str(EXAMPLE), str(realdata / D0), "--weights",
-                        str(ckpt), "--device", "cpu", "--max-frames", "4", "--size", "64", "--side-by-side", "-o",
+                        str(ckpt), "--device", "cpu", "--regressor", str(regressor), "--max-frames", "4", "--size", "64", "--side-by-side", "-o",
                         str(out), "--codes", str(codes), "--ply-zip", str(plys), "-q"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -87,36 +102,39 @@ def test_cli_drive_end_to_end(ckpt, realdata, tmp_path):
     assert len(arr) > 100 and {"x", "f_dc_0", "opacity", "rot_0"} <= set(arr.dtype.names)
 
 
-def _cli_error(ckpt, video: Path, tmp_path) -> str:
+def _cli_error(ckpt, video: Path, tmp_path, regressor) -> str:
     out = tmp_path / "o.mp4"
     r = subprocess.run([sys.executable, "-m", "avat3r.cli", "drive", str(EXAMPLE), str(video), "--weights", str(ckpt),
-                        "--device", "cpu", "-o", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+                        "--device", "cpu", "--regressor", str(regressor), "-o", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert not out.exists() and not list(tmp_path.glob(".o.*")), "a failed drive left a file behind"
     assert "Traceback" not in r.stderr
     return r.stderr
 
 
-def test_bad_driving_videos(ckpt, tmp_path):
+def test_bad_driving_videos(ckpt, regressor, tmp_path):
+    from avat3r.drive.regressor import load_regressor
     from avat3r.drive.video import drive_video
 
+    reg = load_regressor(regressor)
     blank = _video(tmp_path / "blank.mp4", [np.full((96, 96, 3), 128, np.uint8)] * 3)
-    assert "no face was found" in _cli_error(ckpt, blank, tmp_path)
+    assert "no face was found" in _cli_error(ckpt, blank, tmp_path, regressor)
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 1000)
-    assert "cannot decode" in _cli_error(ckpt, junk, tmp_path)
+    assert "cannot decode" in _cli_error(ckpt, junk, tmp_path, regressor)
     a = _astronaut()
     two = _video(tmp_path / "two.mp4", [np.concatenate([a, a[:, ::-1]], 1)] * 2)
     with pytest.raises(InputError, match="faces of similar size"):
-        drive_video(two)
+        drive_video(two, regressor=reg)
     huge = _video(tmp_path / "huge.mp4", [np.zeros((2200, 4000, 3), np.uint8)], fps=1)
     with pytest.raises(InputError, match="megapixels"):
-        drive_video(huge)
+        drive_video(huge, regressor=reg)
 
 
-def test_cut_to_another_person(realdata, tmp_path):
+def test_cut_to_another_person(realdata, regressor, tmp_path):
     import cv2
 
+    from avat3r.drive.regressor import load_regressor
     from avat3r.drive.video import IDENTITY_EVERY, drive_video
 
     a = cv2.resize(_astronaut(), (256, 256))
@@ -124,4 +142,4 @@ def test_cut_to_another_person(realdata, tmp_path):
     frames = [a] * (IDENTITY_EVERY + 2) + other * 6
     cut = _video(tmp_path / "cut.mp4", frames)
     with pytest.raises(InputError, match="another person"):
-        drive_video(cut)
+        drive_video(cut, regressor=load_regressor(regressor))
