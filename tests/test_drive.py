@@ -80,6 +80,7 @@ def test_drive_a_real_clip(realdata, regressor):
     assert 0 < res.ms_per_frame < 5000
 
 
+@pytest.mark.slow  # two CLI runs (model + dlib load), ~2 min on a loaded 2-core box
 def test_cli_drive_end_to_end(ckpt, realdata, regressor, tmp_path):
     from avat3r.io.ply import read_ply_array
 
@@ -112,6 +113,7 @@ def _cli_error(ckpt, video: Path, tmp_path, regressor) -> str:
     return r.stderr
 
 
+@pytest.mark.slow
 def test_bad_driving_videos(ckpt, regressor, tmp_path):
     from avat3r.drive.regressor import load_regressor
     from avat3r.drive.video import drive_video
