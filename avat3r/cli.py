@@ -321,8 +321,8 @@ def cmd_animate(args) -> int:
 
 def cmd_drive(args) -> int:
     """avat3r drive AVATAR_SOURCE... DRIVING_VIDEO -o out.mp4: the avatar follows the video's face (issue 19)."""
-    from .drive.video import code_for_space, drive_video
     from .drive.render import write_driven_video
+    from .drive.video import code_for_space, drive_video
     from .errors import InputError
 
     if not args.inputs or (len(args.inputs) < 2 and not getattr(args, "source", None)):
