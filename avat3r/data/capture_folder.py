@@ -79,7 +79,10 @@ def read_capture_folder(folder, views=None, *, where: str | None = None) -> Capt
     if ep.is_file():  # one validation of the format (io/jsonfiles.py): names, lengths, finite, within range
         from ..io.jsonfiles import read_expressions_json
 
-        expr = read_expressions_json(ep, names, where=f"{shown}/expressions.json")
+        # validated against every view of cameras.json, then the chosen subset taken
+        all_names = names if views is None else read_cameras_json(folder / "cameras.json", where=f"{shown}/cameras.json")[0]
+        expr = read_expressions_json(ep, all_names, where=f"{shown}/expressions.json")
+        expr = expr[[all_names.index(n) for n in names]]
     meta = {}
     sp = folder / "synth.json"
     if sp.is_file():
