@@ -388,3 +388,17 @@ def read_cameras_json(path, views: Iterable[str] | None = None, *, where: str | 
     except InputError as e:
         raise FormatError(f"{shown}: {e}") from None
     return names, cams
+
+
+def orbit_camera(azimuth: float, elevation: float, size: int = 256, *, distance: float | None = None,
+                 fov_deg: float | None = None) -> Cameras:
+    """One camera on a sphere around the head box centre (azimuth 0 = frontal, positive = subject's left;
+    elevation positive = from above), framing the whole head in a size x size image."""
+    from .head_template import DEFAULT_CAMERA_DISTANCE, DEFAULT_FOV_DEG, HEAD_BOX_CENTER
+
+    distance = DEFAULT_CAMERA_DISTANCE if distance is None else distance
+    fov_deg = DEFAULT_FOV_DEG if fov_deg is None else fov_deg
+    target = torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)
+    eye = spherical_to_cartesian(float(azimuth), float(elevation), distance) + target
+    K = intrinsics_from_fov(fov_deg, size)
+    return Cameras(K, look_at(eye, target), size, size)

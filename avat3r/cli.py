@@ -426,9 +426,46 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _generate_avatar(seed: int, truncation: float, out_dir, *, generator=None, pipe=None, size: int | None = None,
+                    frames: int = 24, expressions=("neutral", "smile", "surprise"), frames_per_step: int = 8,
+                    video_size: int = 256, fps: float = 24.0, progress=None) -> dict[str, Path]:
+    """Everything ``avat3r generate`` writes into out_dir: gghead.ply, capture/ (the four views), avatar.ply,
+    turntable.mp4 and expressions.mp4. Returns the paths by name."""
+    from .data.capture_folder import write_capture_folder
+    from .generate.avatar import check_request, generated_capture, head_gaussians
+    from .generate.hub import load_generator
+    from .io.ply import save_ply
+    from .io.video import write_video
+    from .pipeline import expression_sequence, load_pipeline
+
+    tick = progress or (lambda f, m: None)
+    seed, truncation = check_request(seed, truncation)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tick(0.0, "loading the generator")
+    G = generator if generator is not None else load_generator()
+    pipe = pipe if pipe is not None else load_pipeline()
+    tick(0.05, f"sampling head {seed} (truncation {truncation:g})")
+    cap, gout = generated_capture(G, seed, truncation, size or pipe.image_size)
+    paths = {"gghead_ply": save_ply(out / "gghead.ply", head_gaussians(G, gout))}
+    paths["capture"] = write_capture_folder(out / "capture", cap)
+    tick(0.15, "Avat3r: reconstructing from the four views")
+    avatar = pipe.reconstruct(cap)
+    paths["avatar_ply"] = avatar.save_ply(out / "avatar.ply")
+    if frames > 0:
+        tick(0.5, "turntable")
+        paths["turntable"] = write_video(out / "turntable.mp4", avatar.turntable(frames, video_size), fps=fps)
+    if expressions:
+        tick(0.75, "expression clip")
+        codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
+        paths["expressions"] = write_video(out / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
+    tick(1.0, "done")
+    return paths
+
+
 def cmd_generate(args) -> int:
     """A GGHead head (seed, truncation) -> its .ply, the four views as a capture folder, the Avat3r avatar."""
-    from .generate.avatar import check_request, generate_avatar
+    from .generate.avatar import check_request
     from .generate.hub import load_generator
     from .pipeline import load_pipeline
 
@@ -436,7 +473,7 @@ def cmd_generate(args) -> int:
     G = load_generator(args.generator, device=args.device or "cpu")
     pipe = load_pipeline(args.weights, device=args.device)
     with _Bar("generate", args.quiet) as bar:
-        paths = generate_avatar(seed, trunc, args.out, generator=G, pipe=pipe, frames=args.frames,
+        paths = _generate_avatar(seed, trunc, args.out, generator=G, pipe=pipe, frames=args.frames,
                                 frames_per_step=args.frames_per_step, video_size=args.size, progress=bar)
     for name, p in paths.items():
         _say(args, f"wrote {p}  ({name})")

@@ -30,11 +30,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .cameras import Cameras, intrinsics_from_fov, look_at, spherical_to_cartesian
+from .cameras import Cameras, orbit_camera  # noqa: F401  (orbit_camera: public here too)
 from .capture import Capture
 from .errors import Avat3rError, CheckpointError, InputError
 from .gaussians import Gaussians
-from .head_template import DEFAULT_CAMERA_DISTANCE, DEFAULT_FOV_DEG, HEAD_BOX_CENTER
+from .head_template import HEAD_BOX_CENTER
 from .limits import MAX_VIEWS  # the network runs any V >= 1; beyond 8 views attention cost grows (paper uses 4)
 
 __all__ = ["load_pipeline", "Pipeline", "PipelineConfig", "Avatar", "default_weights_dir", "orbit_camera",
@@ -131,16 +131,6 @@ def load_pipeline(source: str | os.PathLike | None = None, *, device: str | torc
 
 
 # ---- cameras and expressions --------------------------------------------------------------------------
-def orbit_camera(azimuth: float, elevation: float, size: int = 256, *, distance: float = DEFAULT_CAMERA_DISTANCE,
-                 fov_deg: float = DEFAULT_FOV_DEG) -> Cameras:
-    """One camera on a sphere around the head box centre (azimuth 0 = frontal, positive = subject's left;
-    elevation positive = from above), framing the whole head in a size x size image."""
-    target = torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)
-    eye = spherical_to_cartesian(float(azimuth), float(elevation), distance) + target
-    K = intrinsics_from_fov(fov_deg, size)
-    return Cameras(K, look_at(eye, target), size, size)
-
-
 def turntable_cameras(n_frames: int, size: int = 256, *, elevation: float = 5.0,
                       azimuth_range: tuple[float, float] = (-180.0, 180.0)) -> Cameras:
     """n_frames cameras on an orbit around the head over ``azimuth_range`` (a full loop excludes its endpoint)."""

@@ -5,19 +5,18 @@ and animate it. The app, the CLI (``avat3r generate``), the input-source registr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..cameras import Cameras
+from ..cameras import Cameras, orbit_camera
 from ..capture import Capture
 from ..errors import InputError
 from ..gaussians import Gaussians
 from ..limits import MAX_SEED, TRUNCATION_RANGE
 
-__all__ = ["INPUT_VIEWS", "check_request", "input_cameras", "generated_capture", "head_gaussians", "generate_avatar"]
+__all__ = ["INPUT_VIEWS", "check_request", "input_cameras", "generated_capture", "head_gaussians"]
 
 #: (azimuth, elevation) of the four input views, degrees: spread over the face like a few-shot capture
 INPUT_VIEWS = ((-60.0, 8.0), (-20.0, 0.0), (20.0, 0.0), (60.0, 8.0))
@@ -44,8 +43,6 @@ def check_request(seed, truncation) -> tuple[int, float]:
 
 def input_cameras(size: int) -> Cameras:
     """The four input cameras (``INPUT_VIEWS``), framing the head in size x size images."""
-    from ..pipeline import orbit_camera
-
     return Cameras.cat([orbit_camera(az, el, size) for az, el in INPUT_VIEWS])
 
 
@@ -66,39 +63,3 @@ def generated_capture(G, seed: int, truncation: float = 0.7, size: int = 256) ->
 def head_gaussians(G, out: dict) -> Gaussians:
     """The generated head as Gaussians (world metres) with view-independent (SH DC) colours, for the .ply."""
     return G.gaussians(out, 0).detach().to("cpu")
-
-
-def generate_avatar(seed: int, truncation: float, out_dir, *, generator=None, pipe=None, size: int | None = None,
-                    frames: int = 24, expressions=("neutral", "smile", "surprise"), frames_per_step: int = 8,
-                    video_size: int = 256, fps: float = 24.0, progress: Progress | None = None) -> dict[str, Path]:
-    """Everything ``avat3r generate`` writes into out_dir: gghead.ply, capture/ (the four views), avatar.ply,
-    turntable.mp4 and expressions.mp4. Returns the paths by name."""
-    from ..data.capture_folder import write_capture_folder
-    from ..io.ply import save_ply
-    from ..io.video import write_video
-    from ..pipeline import expression_sequence, load_pipeline
-    from .hub import load_generator
-
-    tick = progress or (lambda f, m: None)
-    seed, truncation = check_request(seed, truncation)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tick(0.0, "loading the generator")
-    G = generator if generator is not None else load_generator()
-    pipe = pipe if pipe is not None else load_pipeline()
-    tick(0.05, f"sampling head {seed} (truncation {truncation:g})")
-    cap, gout = generated_capture(G, seed, truncation, size or pipe.image_size)
-    paths = {"gghead_ply": save_ply(out / "gghead.ply", head_gaussians(G, gout))}
-    paths["capture"] = write_capture_folder(out / "capture", cap)
-    tick(0.15, "Avat3r: reconstructing from the four views")
-    avatar = pipe.reconstruct(cap)
-    paths["avatar_ply"] = avatar.save_ply(out / "avatar.ply")
-    if frames > 0:
-        tick(0.5, "turntable")
-        paths["turntable"] = write_video(out / "turntable.mp4", avatar.turntable(frames, video_size), fps=fps)
-    if expressions:
-        tick(0.75, "expression clip")
-        codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
-        paths["expressions"] = write_video(out / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
-    tick(1.0, "done")
-    return paths
