@@ -65,6 +65,7 @@ def _machine() -> str:
     return f"{platform.machine()} {dev}, torch {torch.__version__}"
 
 
+@torch.no_grad()  # not set_grad_enabled(False): tests call run() in-process, and grad must stay on after it
 def run(checkpoint: str, num_samples: int = 12, seed: int = 1234, views=(4, 1, 2), threshold: float = 0.05,
         identity_seeds: list[int] | None = None, device: str = "cpu", supervision_size: int | None = None,
         input_size: int | None = None, log=print) -> dict:
@@ -75,7 +76,6 @@ def run(checkpoint: str, num_samples: int = 12, seed: int = 1234, views=(4, 1, 2
     from avat3r.eval.evaluation import EvalConfig, _hwc, predict
     from avat3r.eval.metrics import MetricAccumulator
 
-    torch.set_grad_enabled(False)
     model, tc = load_for_eval(checkpoint, device)
     model = model.eval()
     neutral = neutral_expression(model).cpu().numpy()

@@ -19,6 +19,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _grad_mode_is_restored():
+    """A test (or library code it calls) that leaves autograd switched off globally breaks every later test's
+    backward pass far from the cause (seen: a bench's torch.set_grad_enabled(False)): fail the culprit instead."""
+    yield
+    if not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+        pytest.fail("this test left torch's grad mode disabled; use torch.no_grad() as a context or decorator")
+
+
 @pytest.fixture
 def realdata() -> Path:
     if not REALDATA.exists():
