@@ -37,6 +37,9 @@ _LIGHT1 = F.normalize(torch.tensor([0.3, 0.55, 0.8]), dim=0)
 _LIGHT2 = F.normalize(torch.tensor([-0.5, 0.3, -0.8]), dim=0)
 
 
+from ..head_template import _smax_poly  # noqa: E402  (one smooth maximum; the average skin uses it too)
+
+
 # ---- small math helpers ------------------------------------------------------------------------------
 def _t(x, dev):
     return torch.as_tensor(x, dtype=torch.float32, device=dev)
@@ -59,12 +62,6 @@ def _sphere_exit(d, c, r):
 
 def _smax(ts: list[torch.Tensor], k: float = 200.0) -> torch.Tensor:
     return torch.logsumexp(torch.stack(ts) * k, 0) / k
-
-
-def _smax_poly(a, b, k):
-    """Polynomial smooth maximum with blend radius k (bounded: inflates by at most k / 4)."""
-    h = (0.5 + 0.5 * (b - a) / k).clamp(0, 1)
-    return torch.lerp(a, b, h) + k * h * (1 - h)
 
 
 def _blur_grid(r: torch.Tensor, passes: int = 1) -> torch.Tensor:
