@@ -12,6 +12,11 @@ else
   export PYTHONPATH=$PWD
 fi
 export TORCH_EXTENSIONS_DIR=/tmp/torch_ext MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0
+# gsplat's extension built by an earlier call (.gl/torch_ext.tgz, carried, never committed): skips the ~70 s build;
+# torch rebuilds it anyway if its sources or flags differ
+for t in .gl/torch_ext.tgz ../.gl/torch_ext.tgz; do
+  if [ -f "$t" ] && [ ! -d /tmp/torch_ext ]; then tar xzf "$t" -C /tmp && break; fi
+done
 
 # one tiny gsplat render: builds gsplat's CUDA extension (python3 -c "$GSPLAT_COMPILE_PY")
 GSPLAT_COMPILE_PY="import torch; from gsplat import rasterization; c=dict(device='cuda'); m=torch.zeros(1,3,**c); m[:,2]=2; \
