@@ -7,12 +7,16 @@
 #   - with GGHEAD_S > 0, GGHead training beside it on the same GPU (bench/gghead_device.sh, BUDGET=GGHEAD_S).
 # Returns: ckpt/ (the last checkpoint's shards), gg/ (GGHead fp16 weights), logs.tgz (everything else).
 #   TRAIN_S=280 GGHEAD_S=360 bash bench/retrain_device.sh
+# AUGMENT (train_device.sh) picks the augmentations, e.g. AUGMENT='{"preset":"real","color":false,"prob":0.5}';
+# SHIPPED_FID=0 skips re-measuring the shipped weights.
 set -uo pipefail
 source bench/device_env.sh
 TRAIN_S=${TRAIN_S:-280}; GGHEAD_S=${GGHEAD_S:-0}; MAIN=${MAIN:-/tmp/avat3r_main}; C=/tmp/curve; mkdir -p "$C"
 t0=$SECONDS
 python3 -c "$GSPLAT_COMPILE_PY" > "$C/compile.log" 2>&1 || { echo "gsplat setup failed"; tail -5 "$C/compile.log"; exit 1; }
 echo "gsplat ready $((SECONDS - t0)) s"
+# keep the built extension for later calls (carry it as .gl/torch_ext.tgz; bench/device_env.sh unpacks it)
+[ -f .gl/torch_ext.tgz ] || [ -f ../.gl/torch_ext.tgz ] || tar czf "$OUT/torch_ext.tgz" -C /tmp torch_ext
 fid() {  # $1 weights dir, $2 label, $3 views
   timeout "${FID_TIMEOUT:-110}" python3 bench/fidelity.py --checkpoint "$1" --device cuda --views "$3" \
     --out "$C/$2" --label "$2" > "$C/$2.log" 2>&1; echo "fidelity $2 rc=$? $((SECONDS - t0)) s"
@@ -22,7 +26,7 @@ if [ "$GGHEAD_S" -gt 0 ]; then
    mv /tmp/ggout/config.json /tmp/ggout/model.safetensors "$OUT/gg/" 2>/dev/null; cp -r /tmp/ggout "$C/gghead_out"
    echo "gghead done $((SECONDS - t0)) s") &
 fi
-fid weights step_shipped 4 &
+[ "${SHIPPED_FID:-1}" = 1 ] && fid weights step_shipped 4 &
 OUT=/tmp/trainout PHASE=main TRAIN_S=$TRAIN_S MAIN=$MAIN TRAIN_EXTRA="--set keep_checkpoints=0" \
   bash bench/train_device.sh > "$C/train_device.log" 2>&1
 echo "training done $((SECONDS - t0)) s"; grep -E "rc=|samples/s|it/s" "$C/train_device.log" | tail -3
