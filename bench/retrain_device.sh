@@ -27,7 +27,7 @@ if [ "$GGHEAD_S" -gt 0 ]; then
    echo "gghead done $((SECONDS - t0)) s") &
 fi
 [ "${SHIPPED_FID:-1}" = 1 ] && fid weights step_shipped 4 &
-OUT=/tmp/trainout PHASE=main TRAIN_S=$TRAIN_S MAIN=$MAIN TRAIN_EXTRA="--set keep_checkpoints=0" \
+OUT=/tmp/trainout PHASE=main TRAIN_S=$TRAIN_S MAIN=$MAIN TRAIN_EXTRA="--set keep_checkpoints=0 ${TRAIN_EXTRA:-}" \
   bash bench/train_device.sh > "$C/train_device.log" 2>&1
 echo "training done $((SECONDS - t0)) s"; grep -E "rc=|samples/s|it/s" "$C/train_device.log" | tail -3
 mkdir -p "$OUT/ckpt"; cp /tmp/trainout/ckpt/tensors-*.safetensors "$OUT/ckpt/" 2>/dev/null

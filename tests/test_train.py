@@ -197,3 +197,14 @@ def test_named_run_alias_for_torchrun():
     a = config_from_args(_parser().parse_args(["--named-run", "no_prior", "--max-steps", "3"]))
     b = config_from_args(_parser().parse_args(["--run", "no_prior", "--max-steps", "3"]))
     assert a == b and a.run == "no_prior" and not a.use_prior and a.max_steps == 3
+
+
+def test_repeated_set_flags_accumulate():
+    """`--set a=1 --set b=2` keeps both: the device scripts pass several --set groups (a second group used to
+    silently replace the first, dropping the augmentation switches of a whole training run)."""
+    from avat3r.train.trainer import _parser
+
+    args = _parser().parse_args(["--set", "warmup_steps=200", 'data_options.augment="real"', "--set", "keep_checkpoints=0"])
+    ov = parse_overrides(args.set)
+    assert ov == {"warmup_steps": 200, "data_options": {"augment": "real"}, "keep_checkpoints": 0}
+    assert _parser().parse_args([]).set == []

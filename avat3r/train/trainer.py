@@ -472,7 +472,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="start from exported weights (config.json + model.safetensors): fresh Adam, LR re-warm-up")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network's blocks (GPU)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field, e.g. --set model_overrides.pos_skip=false warmup_steps=1000")
     p.add_argument("--resume", default=None, help="checkpoint or run folder, or 'auto' (newest in --out)")
     p.add_argument("--device", default="auto")
