@@ -480,6 +480,73 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _lift_avatar(photo, out_dir, *, pipe, mode=None, generator=None, encoder=None, config=None, with_photo=False,
+                 frames: int = 24, expressions=("neutral", "smile", "surprise"), frames_per_step: int = 8,
+                 video_size: int = 256, fps: float = 24.0, progress=None) -> dict[str, Path]:
+    """Everything ``avat3r lift`` writes into out_dir: capture/ (the lifted views, or the photo's view in native
+    mode), lift_views.png (photo | fit | views), avatar.ply, turntable.mp4, expressions.mp4, lift.json."""
+    import numpy as np
+
+    from .data.capture_folder import write_capture_folder
+    from .io.images import save_image
+    from .io.video import write_video
+    from .lift.route import photo_avatar
+    from .pipeline import expression_sequence
+
+    tick = progress or (lambda f, m: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    avatar, cap, lr, report = photo_avatar(photo, pipe, mode=mode, generator=generator, encoder=encoder, config=config,
+                                           with_photo=with_photo, progress=lambda f, m: tick(0.6 * f, m))
+    paths = {"capture": write_capture_folder(out / "capture", cap)}
+    strip = np.concatenate(list(cap.images), 1)
+    if lr is not None and lr.render_after is not None:
+        from .pipeline import _resize_square
+
+        h = strip.shape[0]
+        strip = np.concatenate([_resize_square(lr.render_before, h), _resize_square(lr.render_after, h), strip], 1)
+    save_image(out / "lift_views.png", strip)
+    paths["views_png"] = out / "lift_views.png"
+    paths["avatar_ply"] = avatar.save_ply(out / "avatar.ply")
+    if frames > 0:
+        tick(0.65, "turntable")
+        paths["turntable"] = write_video(out / "turntable.mp4", avatar.turntable(frames, video_size), fps=fps)
+    if expressions:
+        tick(0.8, "expression clip")
+        codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
+        paths["expressions"] = write_video(out / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
+    info = {"mode": "native" if lr is None else "lift", "report": report,
+            "curve": [] if lr is None else lr.curve, "seconds": {} if lr is None else lr.seconds}
+    (out / "lift.json").write_text(json.dumps(info, indent=2) + "\n")
+    paths["json"] = out / "lift.json"
+    tick(1.0, "done")
+    return paths
+
+
+def cmd_lift(args) -> int:
+    """One photo -> GAN inversion -> four views -> the animated Avat3r avatar (or the photo alone: --mode native)."""
+    from .errors import InputError
+    from .lift.config import InvertConfig
+    from .lift.route import check_mode, load_lift_models
+    from .pipeline import load_pipeline
+
+    mode = check_mode(args.mode)
+    if args.steps < 0 or args.pti_steps < 0:
+        raise InputError("--steps and --pti-steps must be >= 0")
+    pipe = load_pipeline(args.weights, device=args.device)
+    G = enc = None
+    if mode == "lift":
+        G, enc = load_lift_models(args.generator, args.encoder, device=args.device or "cpu")
+    cfg = InvertConfig(steps=args.steps, pti_steps=args.pti_steps)
+    with _Bar("lift", args.quiet) as bar:
+        paths = _lift_avatar(args.photo, args.out, pipe=pipe, mode=mode, generator=G, encoder=enc, config=cfg,
+                             with_photo=args.with_photo, frames=args.frames, frames_per_step=args.frames_per_step,
+                             video_size=args.size, progress=bar)
+    for name, p in paths.items():
+        _say(args, f"wrote {p}  ({name})")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train import train_main
 
@@ -603,6 +670,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frames-per-step", type=int, default=8, help="expression clip: frames between presets (default 8)")
     common(g)
     g.set_defaults(func=cmd_generate)
+
+    l = sub.add_parser("lift", help="one photo -> GAN inversion -> 4 views (capture folder) -> the animated Avat3r avatar")
+    l.add_argument("photo", help="one photo of a head (jpg/png/...)")
+    l.add_argument("-o", "--out", default="lifted", help="output folder (default ./lifted)")
+    l.add_argument("--mode", default=None, choices=["lift", "native"], help="lift: 4 views from GAN inversion (default); native: the photo alone (V = 1)")
+    l.add_argument("--steps", type=int, default=6, help="optimisation steps of w+ against the photo (default 6; 0 = encoder only)")
+    l.add_argument("--pti-steps", type=int, default=0, help="pivotal tuning steps of the generator (GPU; default 0)")
+    l.add_argument("--with-photo", action="store_true", help="give Avat3r the photo too, as a fifth view")
+    l.add_argument("--generator", default=None, help="GGHead weights directory or official .pkl (default weights/gghead)")
+    l.add_argument("--encoder", default=None, help="lift encoder directory (default $AVAT3R_LIFT_WEIGHTS or weights/lift)")
+    l.add_argument("--weights", default=None, help="Avat3r checkpoint (default: the shipped weights/)")
+    l.add_argument("--device", default=None)
+    l.add_argument("--frames", type=int, default=24, help="turntable frames; 0 = none (default 24)")
+    l.add_argument("--size", type=int, default=256, help="video size in pixels (default 256)")
+    l.add_argument("--frames-per-step", type=int, default=8, help="expression clip: frames between presets (default 8)")
+    common(l)
+    l.set_defaults(func=cmd_lift)
 
     t = sub.add_parser("train", help="train a model (see `avat3r train --help`)", add_help=False)
     t.add_argument("rest", nargs=argparse.REMAINDER)

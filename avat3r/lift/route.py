@@ -1,0 +1,144 @@
+"""One photo -> four views for Avat3r (the paper's Sec. 4.5 / Fig. 5): the front end gives the photo's camera,
+crop and mask; ``invert_photo`` lifts it into the generator; the lifted head is rendered from the GGHead route's
+four input views (``avat3r.generate.avatar.input_cameras``) with masks and cameras -> a Capture.
+
+Two modes (``MODES``): "lift" (the four rendered views) and "native" (the photo alone, V = 1). ``DEFAULT_MODE`` is
+the one the bench (bench/lift.py) measured better; the app and the CLI can switch.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..cameras import Cameras
+from ..capture import Capture
+from ..errors import InputError
+from .config import MODES, InvertConfig
+from .invert import LiftResult, invert_photo
+
+__all__ = ["DEFAULT_MODE", "check_mode", "photo_view", "lifted_views", "lift_photo", "load_lift_models", "photo_avatar"]
+
+#: The mode used when none is asked for: see docs/LIFT.md ("Which mode") for the measurement behind it.
+DEFAULT_MODE = "lift"
+
+Progress = Callable[[float, str], None]
+
+
+def check_mode(mode) -> str:
+    mode = DEFAULT_MODE if mode is None else mode
+    if mode not in MODES:
+        raise InputError(f"unknown single-photo mode {mode!r}; choose one of {MODES} (lift: GAN inversion -> 4 views; "
+                         "native: the photo alone)")
+    return mode
+
+
+def photo_view(photo, size: int = 256, frontend=None):
+    """One photo through the front end (face, camera, head crop, mask) -> SourceResult with a 1-view Capture.
+    Bad photos (no face, several faces, too small, cut off, too large) raise the front end's InputError."""
+    from ..sources.files import as_items
+    from ..sources.photos import PhotoSource
+
+    items = as_items(photo)
+    if len(items) != 1:
+        raise InputError(f"give exactly one photo for the single-photo route, got {len(items)}; for several photos of "
+                         "one head use `avat3r reconstruct`")
+    return PhotoSource().to_capture(items, size=size, max_views=1, frontend=frontend)
+
+
+def load_lift_models(generator=None, encoder=None, device="cpu"):
+    """(G, encoder or None): the given ones, else the installed GGHead weights and lift encoder."""
+    from ..generate.hub import load_generator
+    from .hub import load_encoder
+
+    G = generator if generator is not None and not isinstance(generator, (str, bytes)) else load_generator(generator, device=device)
+    if encoder is None or isinstance(encoder, (str, bytes)):
+        encoder = load_encoder(G, encoder, device=str(G.template_points.device))
+    return G, encoder
+
+
+@torch.no_grad()
+def lifted_views(G, out: dict, size: int) -> tuple[np.ndarray, np.ndarray, Cameras, list[str]]:
+    """The lifted head from the four input views -> (images [4, S, S, 3], masks [4, S, S], Cameras, names)."""
+    from ..generate.avatar import INPUT_VIEWS, input_cameras
+
+    cams = input_cameras(size)
+    rgb, alpha = G.render(out, cams, index=0, background=(0.0, 0.0, 0.0))
+    names = [f"lift_az{int(az):+d}" for az, _ in INPUT_VIEWS]
+    return (rgb.clamp(0, 1).cpu().numpy().astype(np.float32), alpha[..., 0].clamp(0, 1).cpu().numpy().astype(np.float32),
+            cams, names)
+
+
+def lift_photo(photo, *, size: int = 256, generator=None, encoder=None, config: InvertConfig | None = None,
+               frontend=None, with_photo: bool = False, progress: Progress | None = None
+               ) -> tuple[Capture, LiftResult, Capture, list[str]]:
+    """One photo -> (the four lifted views as a Capture, the LiftResult, the photo's own 1-view Capture, report).
+
+    photo: a path, PIL image, HxWx3 array or a 1-view Capture (posed and masked: the front end is skipped).
+    with_photo: add the photo's own view as a fifth view. generator / encoder: objects or weight paths (default:
+    weights/gghead and weights/lift)."""
+    tick = progress or (lambda f, m: None)
+    tick(0.0, "finding the face (front end)")
+    if isinstance(photo, Capture):
+        if len(photo) != 1 or photo.masks is None:
+            raise InputError("a Capture given to the single-photo route must have exactly one view with a mask")
+        view, report = photo, ["a posed, masked photo (Capture): front end skipped"]
+    else:
+        res = photo_view(photo, size, frontend)
+        view, report = res.capture, list(res.report)
+    tick(0.15, "loading the generator and the lift encoder")
+    G, enc = load_lift_models(generator, encoder)
+    with torch.inference_mode(False):
+        cam = Cameras(view.cameras.K.clone(), view.cameras.world_to_cam.clone(), view.cameras.width.clone(),
+                      view.cameras.height.clone())
+        lr = invert_photo(G, enc, view.images[0], view.masks[0], cam, config,
+                          progress=lambda f, m: tick(0.2 + 0.65 * f, m))
+    report += lr.report
+    tick(0.87, "rendering the four views")
+    images, masks, cams, names = lifted_views(lr.G, lr.out, size)
+    meta = {"source": "lift", "generator": G.config.preset, "encoder": enc is not None, "photo": view.names[0]}
+    if with_photo:
+        if view.size != (size, size):
+            raise InputError(f"the photo's view is {view.size} px; with_photo needs {size} x {size}")
+        images = np.concatenate([images, view.images[:1].astype(np.float32)])
+        masks = np.concatenate([masks, view.masks[:1].astype(np.float32)])
+        cams = Cameras.cat([cams, view.cameras[:1].to("cpu")])
+        names = names + ["photo"]
+    cap = Capture(images=images, cameras=cams, names=names, masks=masks, meta=meta)
+    report.append(f"lifted head rendered from {len(names)} views at {size} px" + (" (+ the photo)" if with_photo else ""))
+    tick(1.0, "four views ready")
+    return cap, lr, view, report
+
+
+def photo_avatar(photo, pipe, *, mode: str | None = None, generator=None, encoder=None,
+                 config: InvertConfig | None = None, frontend=None, with_photo: bool = False,
+                 progress: Progress | None = None):
+    """One photo -> (Avatar, the Capture Avat3r saw, LiftResult or None (native), report lines).
+
+    mode "lift": the four lifted views (+ the photo with ``with_photo``) go to ``pipe.reconstruct``; "native": the
+    photo's front-end view alone (V = 1)."""
+    mode = check_mode(mode)
+    tick = progress or (lambda f, m: None)
+    size = pipe.image_size
+    if mode == "native":
+        tick(0.0, "finding the face (front end)")
+        if isinstance(photo, Capture):
+            cap, report = photo, ["a posed, masked photo (Capture)"]
+        else:
+            res = photo_view(photo, size, frontend)
+            cap, report = res.capture, list(res.report)
+        lr = None
+        report.append("native mode: the photo goes to Avat3r alone (V = 1)")
+        lo = 0.3
+    else:
+        cap, lr, _, report = lift_photo(photo, size=size, generator=generator, encoder=encoder, config=config,
+                                        frontend=frontend, with_photo=with_photo,
+                                        progress=lambda f, m: tick(0.75 * f, m))
+        lo = 0.75
+    tick(lo, f"Avat3r: reconstructing from {len(cap)} view{'s' if len(cap) > 1 else ''}")
+    avatar = pipe.reconstruct(cap, progress=lambda f, m: tick(lo + (1 - lo) * f, m))
+    report = report + list(getattr(avatar, "report", []) or [])
+    tick(1.0, "avatar ready")
+    return avatar, cap, lr, report
