@@ -119,7 +119,7 @@ def test_training_runs_and_resumes(tmp_path):
         g = G0.gaussians(G0.sample(i, 0.5), 0)
         tensors.update({f"{i}.{f}": getattr(g, f).half().contiguous() for f in ("means", "quats", "scales", "opacities", "colors")})
     save_file(tensors, str(pool / "pool_000.safetensors"))
-    tc = TrainConfig(preset="tiny", batch=2, r1_interval=1, d_channel_base=256, d_channel_max=16)
+    tc = TrainConfig(preset="tiny", batch=2, r1_interval=1, d_channel_base=256, d_channel_max=16, views_per_head=3)
     p1 = train(tmp_path / "a", pool, 0.0, tc, device="cpu")  # a zero budget still runs one step and checkpoints
     assert p1["step"] == 1 and p1["nimg"] == 2
     ck = tmp_path / "a" / "ckpt"

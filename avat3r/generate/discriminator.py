@@ -56,6 +56,7 @@ class Discriminator(nn.Module):
         # minibatch standard deviation (one feature)
         B, C, H, W = x.shape
         G = min(self.mbstd_group, B) if B % min(self.mbstd_group, B) == 0 else 1
+        x = x.float()  # the statistic in fp32 (under bf16 autocast a zero variance would make sqrt's gradient inf)
         y = x.reshape(G, -1, 1, C, H, W)
         y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=[2, 3, 4]).reshape(-1, 1, 1, 1)
         y = y.repeat(G, 1, H, W)

@@ -16,6 +16,7 @@ if it were (x, y, z, w), so the renderer receives (z, w, x, y). Weights trained 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from .config import GGHeadConfig
 from .layers import MappingNetwork, SynthesisNetwork
 from .template import UVTemplate, sample_template, synthheads_template, uv_grid
 
-__all__ = ["GGHeadGenerator", "Backbone", "camera_labels", "SH_C1"]
+__all__ = ["GGHeadGenerator", "Backbone", "camera_labels", "SH_C1", "rasterize_batched", "render_offset"]
 
 SH_C1 = 0.4886025119029199
 
@@ -152,50 +153,82 @@ class GGHeadGenerator(nn.Module):
         o = torch.sigmoid(raw) * (1 + 2 * self.config.opacity_overshoot) - self.config.opacity_overshoot
         return o.clamp(0, 1)
 
+    def view_colors(self, out: dict, view_from: torch.Tensor | None) -> torch.Tensor:
+        """RGB [B, G, 3] (or [B, C, G, 3] for view_from [B, C, 3]) from the SH colours: degree-1 SH evaluated for the
+        camera centres view_from (world metres; [B, 3] or [B, C, 3]); DC only when None. Clamped to [0, 1]."""
+        cfg = self.config
+        means = out["position"]                                    # [B, G, 3] model units
+        shs = out["color"].reshape(*means.shape[:2], -1, 3)        # [B, G, (d+1)^2, 3]
+        rgb = SH_C0 * shs[:, :, 0]
+        if cfg.sh_degree >= 1 and view_from is not None:
+            v = view_from.to(means) / cfg.world_scale
+            if v.dim() == 3:                                       # several cameras per sample
+                means, shs, rgb = means[:, None], shs[:, None], rgb[:, None]
+            d = F.normalize(means - v.unsqueeze(-2), dim=-1)
+            x, y, z = d[..., :1], d[..., 1:2], d[..., 2:3]
+            rgb = rgb - SH_C1 * y * shs[..., 1, :] + SH_C1 * z * shs[..., 2, :] - SH_C1 * x * shs[..., 3, :]
+        return (rgb + 0.5).clamp(0, 1)
+
     def gaussians(self, out: dict, index: int = 0, view_from: torch.Tensor | None = None) -> Gaussians:
         """Sample ``index`` of ``forward``'s output as ``avat3r.Gaussians`` in the world (metres).
 
         Colours: view-dependent SH evaluated for the camera centre ``view_from`` [3] (world); DC only when None.
         """
         cfg = self.config
-        means = out["position"][index]
-        shs = out["color"][index].reshape(means.shape[0], -1, 3)  # [G, (d+1)^2, 3]
-        rgb = SH_C0 * shs[:, 0]
-        if cfg.sh_degree >= 1 and view_from is not None:
-            d = F.normalize(means - view_from.to(means) / cfg.world_scale, dim=-1)
-            x, y, z = d[:, :1], d[:, 1:2], d[:, 2:3]
-            rgb = rgb - SH_C1 * y * shs[:, 1] + SH_C1 * z * shs[:, 2] - SH_C1 * x * shs[:, 3]
-        rgb = (rgb + 0.5).clamp(0, 1)
-        return Gaussians(means=means * cfg.world_scale, quats=out["rotation"][index],
+        one = {k: out[k][index: index + 1] for k in ("position", "color")}
+        rgb = self.view_colors(one, None if view_from is None else view_from.reshape(1, 3))[0]
+        return Gaussians(means=out["position"][index] * cfg.world_scale, quats=out["rotation"][index],
                          scales=torch.exp(out["scale"][index]) * cfg.world_scale,
                          opacities=self.opacity(out["opacity"][index, :, 0]), colors=rgb)
 
     def render(self, out: dict, cameras: Cameras, index: int | None = None, background=None, backend: str = "auto"):
         """Render samples of ``forward``'s output. index=None: sample i into camera i (C == B); else one sample into
-        every camera. Returns (rgb [C, H, W, 3], alpha [C, H, W, 1]) in [0, 1]."""
+        every camera. Returns (rgb [C, H, W, 3], alpha [C, H, W, 1]) in [0, 1]. On CUDA with gsplat: one call."""
         from ..render import render
 
         bg = self.config.background if background is None else background
+        if index is None:
+            return self.render_batch(out, cameras, background=bg, backend=backend)
+        dev = out["position"].device
+        if _batched_ok(dev, backend):
+            cams = _cams_on(cameras, dev)
+            rgb = self.view_colors({k: out[k][index: index + 1] for k in ("position", "color")}, cams.centers[None])
+            sel = {k: out[k][index: index + 1] for k in ("position", "rotation", "scale", "opacity")}
+            return self._raster(sel, rgb, cams.world_to_cam[None], cams.K[None], cams, bg)
         rgbs, alphas = [], []
         centres = cameras.centers
         for i in range(len(cameras)):
-            g = self.gaussians(out, i if index is None else index, view_from=centres[i])
+            g = self.gaussians(out, index, view_from=centres[i])
             r = render(g, cameras[i: i + 1].to(g.device), background=bg, backend=backend)
             rgbs.append(r.color)
             alphas.append(r.alpha)
         return torch.cat(rgbs), torch.cat(alphas)
 
     def render_batch(self, out: dict, cameras: Cameras, background=None, backend: str = "auto"):
-        """Sample i into camera i for all B samples in ONE rasterisation (training): each head and its camera are
-        moved 100 m apart along world y, so no camera sees another head (elevations stay far from +-90 deg).
-        Returns (rgb [B, H, W, 3], alpha [B, H, W, 1]); differentiable."""
+        """Sample i into camera i for all B samples (training). On CUDA one batched gsplat call (each sample its own
+        scene: cost ~ B x G); elsewhere one render per sample. Returns (rgb [B, H, W, 3], alpha [B, H, W, 1]);
+        differentiable."""
         B = out["position"].shape[0]
         dev = out["position"].device
+        bg = self.config.background if background is None else background
+        if _batched_ok(dev, backend):
+            cams = _cams_on(cameras, dev)
+            rgb = self.view_colors(out, cams.centers)[:, None]             # [B, 1, G, 3]
+            sel = {k: out[k] for k in ("position", "rotation", "scale", "opacity")}
+            return self._raster(sel, rgb, cams.world_to_cam[:, None], cams.K[:, None], cams, bg)
         cams = cameras.to(dev)
         gs = [self.gaussians(out, i, view_from=cams.centers[i]) for i in range(B)]
         offs = torch.zeros(B, 3, device=dev)
         offs[:, 1] = 100.0 * torch.arange(B, device=dev)
-        return render_offset(gs, cams, offs, self.config.background if background is None else background, backend)
+        return render_offset(gs, cams, offs, bg, backend)
+
+    def _raster(self, sel: dict, rgb, viewmats, Ks, cams: Cameras, bg):
+        """gsplat with batch dims: sel [S, G, ·], rgb [S, C, G, 3], viewmats [S, C, 4, 4], Ks [S, C, 3, 3] ->
+        images of the S x C (sample, camera) pairs, flattened: (rgb [S C, H, W, 3], alpha [S C, H, W, 1])."""
+        cfg = self.config
+        H, W = cams.image_size
+        return rasterize_batched(sel["position"] * cfg.world_scale, sel["rotation"], torch.exp(sel["scale"]) * cfg.world_scale,
+                                 self.opacity(sel["opacity"][..., 0]), rgb, viewmats, Ks, W, H, bg)
 
     @torch.no_grad()
     def sample(self, seed: int, truncation: float = 0.7, c: torch.Tensor | None = None, device=None) -> dict:
@@ -235,6 +268,42 @@ def render_offset(gaussians: list[Gaussians], cameras: Cameras, offsets: torch.T
     cams.K, cams.world_to_cam, cams.width, cams.height = cameras.K, w2c, cameras.width, cameras.height
     r = render(g, cams, background=background, backend=backend)
     return r.color, r.alpha
+
+
+def _cams_on(cameras: Cameras, device) -> Cameras:
+    """K and world_to_cam on device; image sizes stay on the CPU (reading them then needs no GPU sync)."""
+    if cameras.K.device == torch.device(device) and cameras.width.device.type == "cpu":
+        return cameras
+    out = object.__new__(Cameras)
+    out.K, out.world_to_cam = cameras.K.to(device), cameras.world_to_cam.to(device)
+    out.width, out.height = cameras.width.cpu(), cameras.height.cpu()
+    return out
+
+
+def _batched_ok(device: torch.device, backend: str) -> bool:
+    if device.type != "cuda" or backend == "torch" or os.environ.get("AVAT3R_GGHEAD_LOOP_RENDER"):
+        return False  # the env switch: per-sample rendering through avat3r.render (a fallback, and for comparison)
+    from ..render.gsplat_backend import gsplat_available
+
+    return gsplat_available()
+
+
+def rasterize_batched(means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int, background):
+    """S independent scenes, each into its own C cameras, in one gsplat call (gsplat's batch dimensions; the
+    project's renderer conventions: eps2d 0.3, near 0.01, far 1e3, classic mode, background composited after).
+
+    means/quats/scales [S, G, 3|4|3] (world metres, wxyz), opacities [S, G], colors [S, C, G, 3] (per camera),
+    viewmats [S, C, 4, 4], Ks [S, C, 3, 3] -> (rgb [S*C, H, W, 3], alpha [S*C, H, W, 1])."""
+    from gsplat import rasterization
+
+    f32 = lambda t: t.to(torch.float32)  # noqa: E731  gsplat's kernels are float32 only
+    out, alpha, _ = rasterization(f32(means), f32(quats), f32(scales), f32(opacities), f32(colors), f32(viewmats), f32(Ks),
+                                  int(width), int(height), near_plane=0.01, far_plane=1e3, eps2d=0.3, render_mode="RGB",
+                                  rasterize_mode="classic")
+    S, C = viewmats.shape[:2]
+    out, alpha = out.reshape(S * C, height, width, 3), alpha.reshape(S * C, height, width, 1)
+    bg = torch.as_tensor(background, dtype=torch.float32, device=out.device).reshape(-1, 3)
+    return out + (1 - alpha) * bg[:, None, None, :], alpha
 
 
 def _axis_angle_to_quaternion(r: torch.Tensor) -> torch.Tensor:

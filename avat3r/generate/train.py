@@ -5,8 +5,12 @@
 
 Objective: non-saturating GAN loss; R1 on real images (gamma 1, lazy every 16 steps); GGHead's regularisers on the
 raw position (0.1) and raw scale (0.05) channels; generator pose conditioning with camera swapping (p 0.5);
-camera-conditioned discriminator on RGB + mask; Adam (beta1 0, beta2 0.99); G_ema. Real images: random views of a
-pool of SynthHeads identities (neutral expression, black background), rendered on the fly.
+camera-conditioned discriminator on RGB + mask; Adam (beta1 0, beta2 0.99); G_ema. Real images: a bank of random
+views of a pool of SynthHeads identities (neutral expression, black background), rendered once on the GPU (fp16,
+with camera labels) and sampled from; it grows as the pool builders write more identities.
+Speed (see docs/GGHEAD.md): modulated convs unfused while training, one batched gsplat call per batch, bf16
+autocast for the convolutions (``amp``), the discriminator step reuses the generator step's fakes, no GPU syncs
+between log lines; ``--profile N`` times the stages of N steps.
 A checkpoint (``ckpt/``: safetensors + JSON, no pickles) lets a later run resume.
 """
 
@@ -42,7 +46,7 @@ class TrainConfig:
     batch: int = 32
     lr_g: float = 0.0025
     lr_d: float = 0.002
-    r1_gamma: float = 1.0
+    r1_gamma: float = 1.0          # GGHead's 1 at 512^2; --r1-gamma auto: StyleGAN2-ADA's 0.0002 R^2 / batch
     r1_interval: int = 16
     gpc_prob: float = 0.5
     lambda_raw_position: float = 0.1
@@ -56,6 +60,9 @@ class TrainConfig:
     d_channel_base: int = 8192     # discriminator width: min(base / res, max) channels per resolution
     d_channel_max: int = 256
     seed: int = 0
+    amp: str = "bf16"              # autocast dtype of G's and D's convolutions on CUDA: "bf16" or "off" (fp32/TF32)
+    views_per_head: int = 64       # real-image bank: random views rendered per SynthHeads identity
+    snapshot_s: float = 0.0        # contact sheet (and KID, when a feature net is given) every this many seconds
 
 
 # ---- data -----------------------------------------------------------------------------------------------
@@ -119,6 +126,77 @@ class HeadPool:
         return render_offset([self.heads[i] for i in idx], cams.to(self.device), offs, background)
 
 
+class RealBank:
+    """Pre-rendered real images: views_per_head random views of every pool head, rendered once (gsplat: one call
+    per head) and kept on the device.
+
+    images [M, 4, R, R] fp16 (RGB + alpha in [-1, 1], the discriminator's input), labels [M, 25], world_to_cam
+    [M, 4, 4], K [M, 3, 3], identity [M] (pool index of the head)."""
+
+    def __init__(self, size: int, background, world_scale: float, tc: "TrainConfig", device, seed: int = 0):
+        self.size, self.bg, self.world_scale, self.tc, self.device = size, background, world_scale, tc, torch.device(device)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.n_heads = 0
+        self._parts: list[tuple] = []
+        self.images = self.labels = self.w2c = self.K = self.identity = None
+
+    def __len__(self) -> int:
+        return 0 if self.images is None else self.images.shape[0]
+
+    @torch.no_grad()
+    def add(self, heads: list[Gaussians], views: int | None = None) -> int:
+        """Render views (default views_per_head) random views of each head; returns the bank size."""
+        from ..render import render
+
+        if not heads:
+            return len(self)
+        V = views or self.tc.views_per_head
+        parts = []
+        for g in heads:
+            cams = sample_cameras(V, self.size, self.gen, self.tc)
+            r = render(g, cams.to(self.device), background=self.bg)
+            img = _to_d(r.color, r.alpha).half()
+            ident = torch.full((V,), self.n_heads, dtype=torch.int64)
+            parts.append((img, camera_labels(cams, self.world_scale), cams.world_to_cam, cams.K, ident))
+            self.n_heads += 1
+        cat = [torch.cat([p[i] for p in parts]).to(self.device) for i in range(5)]
+        if self.images is None:
+            self.images, self.labels, self.w2c, self.K, self.identity = cat
+        else:
+            self.images, self.labels, self.w2c, self.K, self.identity = (
+                torch.cat([a, b]) for a, b in zip((self.images, self.labels, self.w2c, self.K, self.identity), cat))
+        return len(self)
+
+    def cameras(self, idx: torch.Tensor) -> Cameras:
+        """Cameras of bank entries idx [B] (built without validation: no GPU sync)."""
+        c = object.__new__(Cameras)
+        c.K, c.world_to_cam = self.K[idx], self.w2c[idx]
+        c.width = c.height = torch.full((len(idx),), self.size, dtype=torch.int64)
+        return c
+
+    def sample(self, B: int) -> tuple[torch.Tensor, torch.Tensor, Cameras]:
+        """B random entries -> (images [B, 4, R, R] float, labels [B, 25], cameras)."""
+        idx = torch.randint(len(self), (B,), device=self.device)
+        return self.images[idx].float(), self.labels[idx], self.cameras(idx)
+
+
+class _Timer:
+    """Stage timing for --profile (synchronises the GPU at each mark); a no-op otherwise."""
+
+    def __init__(self, on: bool, dev: torch.device):
+        self.on, self.dev, self.acc, self.t = on, dev, {}, 0.0
+
+    def mark(self, name: str | None = None) -> None:
+        if not self.on:
+            return
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+        now = time.perf_counter()
+        if name is not None:
+            self.acc[name] = self.acc.get(name, 0.0) + now - self.t
+        self.t = now
+
+
 def _to_d(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """rgb [B, H, W, 3], alpha [B, H, W, 1] in [0, 1] -> discriminator input [B, 4, H, W] in [-1, 1]."""
     return torch.cat([rgb, alpha], -1).permute(0, 3, 1, 2) * 2 - 1
@@ -156,8 +234,13 @@ def save_checkpoint(ck: Path, G, D, G_ema, opt_g, opt_d, progress: dict, gcfg: G
 
 # ---- training ------------------------------------------------------------------------------------------
 def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resume=None, device=None,
-          log_every: int = 20) -> dict:
-    """Train for ``minutes`` wall-clock minutes; writes ``out_dir/ckpt``, ``log.jsonl``; returns the progress dict."""
+          log_every: int = 50, profile: int = 0, on_snapshot=None, min_heads: int = 1) -> dict:
+    """Train for ``minutes`` wall-clock minutes; writes ``out_dir/ckpt``, ``log.jsonl``; returns the progress dict.
+
+    profile > 0: run that many steps with the GPU synchronised between stages and return their mean times (ms per
+    step, in ``progress["profile_ms"]``). on_snapshot(G_ema, progress, out_dir, bank): called every tc.snapshot_s
+    seconds (before the first step, then at the end too) after the contact sheet ``snapshots/sheet_<kimg>.png`` is
+    written; the dict it returns goes to the log."""
     from safetensors.torch import load_file
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -167,11 +250,19 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     meta = None
     if resume is not None:
         meta = json.loads((Path(resume) / "state.json").read_text())
-        tc = TrainConfig(**{**meta["train"], "elevation": tuple(meta["train"]["elevation"]), "radius": tuple(meta["train"]["radius"])})
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        kw = {k: v for k, v in meta["train"].items() if k in known}
+        tc = TrainConfig(**{**kw, "elevation": tuple(kw["elevation"]), "radius": tuple(kw["radius"])})
         gcfg = GGHeadConfig.from_dict(meta["generator"])
     else:
         gcfg = preset(tc.preset)
     torch.manual_seed(tc.seed)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    amp = dev.type == "cuda" and tc.amp == "bf16"
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)  # noqa: E731
     G = GGHeadGenerator(gcfg).to(dev).train()
     D = Discriminator(gcfg.c_dim, gcfg.image_resolution, channel_base=tc.d_channel_base,
                       channel_max=tc.d_channel_max).to(dev).train()
@@ -187,58 +278,94 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
         _load_opt(opt_g, load_file(str(r / "opt_g.safetensors")), meta["opt_g"], dev)
         _load_opt(opt_d, load_file(str(r / "opt_d.safetensors")), meta["opt_d"], dev)
         progress = dict(meta["progress"])
-    pool = HeadPool(pool_dir, dev)
-    t_wait = time.time()
-    while pool.refresh() == 0:
-        if time.time() - t_wait > 180:
-            raise RuntimeError(f"no SynthHeads pool chunks appeared in {pool_dir}")
-        time.sleep(1.0)
-    gen = torch.Generator().manual_seed(tc.seed + progress["step"])
     B, R = tc.batch, gcfg.image_resolution
-    bg = gcfg.background
+    pool = HeadPool(pool_dir, dev)
+    bank = RealBank(R, gcfg.background, gcfg.world_scale, tc, dev, seed=tc.seed + progress["step"])
+    t_wait = time.time()
+    while pool.refresh() < min_heads:
+        if time.time() - t_wait > 180:
+            raise RuntimeError(f"fewer than {min_heads} SynthHeads heads appeared in {pool_dir} in 180 s")
+        time.sleep(1.0)
+    t_bank = time.time()
+    bank.add(pool.heads[bank.n_heads:])
+    print(json.dumps({"bank": len(bank), "heads": bank.n_heads, "bank_s": round(time.time() - t_bank, 2)}), flush=True)
+    params_g, params_e = list(G.parameters()), list(G_ema.parameters())
+    bufs_g, bufs_e = list(G.buffers()), list(G_ema.buffers())
     logf = open(out / "log.jsonl", "a")  # noqa: SIM115 - appended to through the whole run, closed at its end
     t0 = time.time()
     budget = minutes * 60
     step0 = progress["step"]
     last = {"t": t0, "nimg": progress["nimg"]}
-    while progress["step"] == step0 or time.time() - t0 < budget:  # at least one step
+    next_snap = t0 + tc.snapshot_s if tc.snapshot_s > 0 else float("inf")
+    tm = _Timer(profile > 0, dev)
+    acc = torch.zeros(5, device=dev)  # loss_g, loss_d, r1, reg_pos, reg_scale summed since the last log line
+    n_acc = 0
+
+    def snapshot():
+        rec = {"snapshot": round(progress["nimg"] / 1000, 1), "t": round(progress["seconds"] + time.time() - t0, 1)}
+        (out / "snapshots").mkdir(exist_ok=True)
+        contact_sheet(G_ema, range(8), out / "snapshots" / f"sheet_{progress['nimg'] // 1000:05d}kimg.png", size=R)
+        if on_snapshot is not None:
+            rec.update(on_snapshot(G_ema, progress, out, bank) or {})
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        print(json.dumps(rec), flush=True)
+
+    if tc.snapshot_s > 0 and not profile:
+        snapshot()
+        t0 = time.time()
+        last = {"t": t0, "nimg": progress["nimg"]}
+        next_snap = t0 + tc.snapshot_s
+    while progress["step"] == step0 or (time.time() - t0 < budget if not profile else progress["step"] - step0 < profile):
         step = progress["step"]
-        if step % 50 == 0:
-            pool.refresh()
-        idx = torch.randint(len(pool.heads), (B,), generator=gen).tolist()
-        cams = sample_cameras(B, R, gen, tc)
-        c = camera_labels(cams, gcfg.world_scale).to(dev)
-        with torch.no_grad():
-            real = _to_d(*pool.render(idx, cams, bg))
+        if profile and step == step0 + 5:
+            tm.acc.clear()  # the first steps include cuDNN autotuning
+        if step % 200 == 0 and step > step0 and pool.refresh() > bank.n_heads:
+            tm.mark()
+            bank.add(pool.heads[bank.n_heads:])
+            tm.mark("bank_grow")
+        tm.mark()
+        real, c, cams = bank.sample(B)
+        tm.mark("sample_real")
         # -- G: non-saturating loss + raw position / scale regularisers, pose-conditioning swap
         z = torch.randn(B, gcfg.z_dim, device=dev)
         swap = torch.rand(B, 1, device=dev) < tc.gpc_prob
         c_gen = torch.where(swap, c.roll(1, 0), c)
-        o = G(z, c_gen, noise_mode="random")
+        D.requires_grad_(False)
+        ws = G.mapping(z, c_gen, update_emas=True)  # fp32: the mapping is small and w needs the precision
+        with autocast():
+            maps = G.uv_maps(ws, noise_mode="random")
+        o = G.attributes(maps.float())
+        tm.mark("G_forward")
         fake = _to_d(*G.render_batch(o, cams))
-        loss_adv = F.softplus(-D(fake, c)).mean()
-        reg_pos = o["raw_position"].norm(dim=-1).mean()
-        reg_scale = o["raw_scale"].norm(dim=-1).mean()
+        tm.mark("render_fwd")
+        with autocast():
+            loss_adv = F.softplus(-D(fake, c).float()).mean()
+        reg_pos = o["raw_position"].float().norm(dim=-1).mean()
+        reg_scale = o["raw_scale"].float().norm(dim=-1).mean()
         loss_g = loss_adv + tc.lambda_raw_position * reg_pos + tc.lambda_raw_scale * reg_scale
+        tm.mark("D_on_fake_fwd")
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        tm.mark("G_backward")
         opt_g.step()
-        # -- D: fake -> 0, real -> 1, lazy R1
-        with torch.no_grad():
-            z = torch.randn(B, gcfg.z_dim, device=dev)
-            o = G(z, torch.where(torch.rand(B, 1, device=dev) < tc.gpc_prob, c.roll(1, 0), c), noise_mode="random", update_emas=True)
-            fake = _to_d(*G.render_batch(o, cams))
+        tm.mark("G_adam")
+        # -- D: fake -> 0, real -> 1, lazy R1 (the fakes of the G step, detached: one generator pass per step)
+        D.requires_grad_(True)
         do_r1 = tc.r1_gamma > 0 and step % tc.r1_interval == 0
         real_in = real.detach().requires_grad_(do_r1)
-        logits_real = D(real_in, c)
-        loss_d = F.softplus(D(fake, c)).mean() + F.softplus(-logits_real).mean()
+        with autocast():
+            logits_fake = D(fake.detach(), c).float()
+            logits_real = D(real_in, c).float()
+        loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         r1 = torch.zeros((), device=dev)
         if do_r1:
             (g,) = torch.autograd.grad(logits_real.sum(), real_in, create_graph=True)
-            r1 = g.square().sum(dim=[1, 2, 3]).mean()
+            r1 = g.float().square().sum(dim=[1, 2, 3]).mean()
             loss_d = loss_d + r1 * (tc.r1_gamma / 2) * tc.r1_interval
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        tm.mark("D_step_r1" if do_r1 else "D_step")
         opt_d.step()
         # -- G_ema
         progress["nimg"] += B
@@ -247,25 +374,43 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
             ema_nimg = min(ema_nimg, progress["nimg"] * tc.ema_rampup)
         beta = 0.5 ** (B / max(ema_nimg, 1e-8))
         with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.copy_(p.detach().lerp(pe, beta))
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
+            torch._foreach_lerp_(params_e, [p.detach() for p in params_g], 1.0 - beta)
+            torch._foreach_copy_(bufs_e, bufs_g)
+        tm.mark("D_adam_ema")
+        acc += torch.stack([loss_adv.detach(), loss_d.detach(), r1.detach() * do_r1, reg_pos.detach(), reg_scale.detach()])
+        n_acc += 1
         progress["step"] += 1
         if progress["step"] % log_every == 0 or progress["step"] == step0 + 1:
             now = time.time()
+            m = (acc / n_acc).tolist()
             rec = {"step": progress["step"], "kimg": progress["nimg"] / 1000, "t": round(progress["seconds"] + now - t0, 1),
-                   "loss_g": loss_adv.item(), "loss_d": loss_d.item(), "r1": r1.item(), "reg_pos": reg_pos.item(),
-                   "reg_scale": reg_scale.item(), "img_s": (progress["nimg"] - last["nimg"]) / max(now - last["t"], 1e-6),
-                   "pool": len(pool.heads)}
+                   "loss_g": m[0], "loss_d": m[1], "r1": m[2] * tc.r1_interval, "reg_pos": m[3], "reg_scale": m[4],
+                   "img_s": round((progress["nimg"] - last["nimg"]) / max(now - last["t"], 1e-6), 1),
+                   "bank": len(bank), "heads": bank.n_heads}
+            acc.zero_()
+            n_acc = 0
             last = {"t": now, "nimg": progress["nimg"]}
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             print(json.dumps(rec), flush=True)
+        if time.time() >= next_snap:
+            snapshot()
+            next_snap = time.time() + tc.snapshot_s
+            last = {"t": time.time(), "nimg": progress["nimg"]}
     progress["seconds"] += time.time() - t0
     progress["img_s_mean"] = (progress["nimg"] - (meta["progress"]["nimg"] if meta else 0)) / max(time.time() - t0, 1e-6)
+    progress["bank"], progress["heads"] = len(bank), bank.n_heads
+    if profile:
+        steps = progress["step"] - step0
+        steps = steps - 5 if steps > 5 else steps  # timing cleared after 5 warm-up steps
+        progress["profile_ms"] = {k: round(v * 1000 / steps, 2) for k, v in tm.acc.items()}
+        progress["profile_ms"]["total"] = round(sum(tm.acc.values()) * 1000 / steps, 2)
+    if tc.snapshot_s > 0 and not profile:
+        t0 = time.time()  # progress["seconds"] already holds the run's time
+        snapshot()
     save_checkpoint(out / "ckpt", G, D, G_ema, opt_g, opt_d, progress, gcfg, tc)
     save_generator(G_ema.cpu(), out / "G_ema", extra={"progress": progress, "train": dataclasses.asdict(tc)})
+    G_ema.to(dev)
     logf.close()
     return progress
 
@@ -333,18 +478,34 @@ def main(argv=None) -> None:
         p.add_argument("--pool", default=None, help="pool directory (default: OUT/pool, built if empty)")
         p.add_argument("--minutes", type=float, default=5.0)
         p.add_argument("--preset", default="small")
-        p.add_argument("--batch", type=int, default=32)
+        p.add_argument("--batch", type=int, default=64)
+        p.add_argument("--r1-gamma", default="1.0", help="R1 weight, or 'auto' (StyleGAN2-ADA: 0.0002 R^2 / batch)")
+        p.add_argument("--amp", default="bf16", choices=["bf16", "off"])
+        p.add_argument("--views-per-head", type=int, default=64)
+        p.add_argument("--min-heads", type=int, default=1, help="wait until the pool holds this many heads")
+        p.add_argument("--snapshot-s", type=float, default=0.0, help="contact sheet (+ KID with --heldout) every S s")
+        p.add_argument("--heldout", default=None, help="pool of held-out identities: KID at every snapshot")
+        p.add_argument("--profile", type=int, default=0, help="time the stages of N steps (GPU synchronised), then stop")
         p.add_argument("--resume", default=None, help="a ckpt directory written by an earlier run")
         p.add_argument("--device", default=None)
     a = ap.parse_args(argv)
+    dev = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if a.cmd == "build-pool":
-        build_pool(a.out, a.count, a.start_seed, device=a.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                   prefix=a.prefix)
+        build_pool(a.out, a.count, a.start_seed, device=dev, prefix=a.prefix)
         return
     pool = a.pool or str(Path(a.out) / "pool")
     if not list(Path(pool).glob("pool_*.safetensors")):
-        build_pool(pool, 8, device=a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    prog = train(a.out, pool, a.minutes, TrainConfig(preset=a.preset, batch=a.batch), resume=a.resume, device=a.device)
+        build_pool(pool, 8, device=dev)
+    gamma = 0.0002 * preset(a.preset).image_resolution ** 2 / a.batch if a.r1_gamma == "auto" else float(a.r1_gamma)
+    tc = TrainConfig(preset=a.preset, batch=a.batch, r1_gamma=gamma, amp=a.amp, views_per_head=a.views_per_head,
+                     snapshot_s=a.snapshot_s)
+    probe = None
+    if a.heldout:
+        from .quality import KIDProbe
+
+        probe = KIDProbe(a.heldout, tc, dev)
+    prog = train(a.out, pool, a.minutes, tc, resume=a.resume, device=dev, profile=a.profile,
+                 on_snapshot=probe, min_heads=a.min_heads)
     print(json.dumps({"done": prog}), flush=True)
 
 
