@@ -23,7 +23,7 @@ OMP_NUM_THREADS=1 nice -n 10 $B --out $RUN/held --count 64 --start-seed 900000 -
 python3 -c "$GSPLAT_COMPILE_PY" >> $LOG 2>&1 || { echo "gsplat setup failed" >> $LOG; exit 3; }
 echo "gsplat ready $(el) s; pool: $(ls $RUN/pool | wc -l) chunks" >> $LOG
 # the batched gsplat render against the per-sample path, and the stage profile (bf16 and fp32/TF32)
-timeout 90 python3 - >> $LOG 2>&1 <<'PY'
+timeout 150 python3 - >> $LOG 2>&1 <<'PY'
 import json, os, torch
 from avat3r.generate import GGHeadGenerator, preset
 from avat3r.generate.model import render_offset
@@ -44,7 +44,7 @@ c2 = G.render(out, v, index=1)
 print(json.dumps({"check_batched_vs_loop_max_abs": [float((x - y).abs().max()) for x, y in zip(a + c2, b + c1)],
                   "alpha_mean": float(a[1].mean())}), flush=True)
 res = {}
-for amp, B in (("bf16", 64), ("off", 64), ("bf16", 128)):
+for amp, B in (("bf16", 64), ("off", 64)):
     tc = TrainConfig(batch=B, amp=amp, views_per_head=16, r1_gamma=0.05)
     p = train(f"/tmp/gg/prof_{amp}_{B}", "/tmp/gg/pool", 1.0, tc, device="cuda", profile=25, min_heads=32)
     pm = p["profile_ms"]

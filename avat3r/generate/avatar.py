@@ -47,16 +47,30 @@ def input_cameras(size: int) -> Cameras:
 
 
 @torch.no_grad()
-def generated_capture(G, seed: int, truncation: float = 0.7, size: int = 256) -> tuple[Capture, dict]:
-    """Sample head ``seed`` and render the four input views -> (Capture with masks and cameras, GGHead output)."""
+def generated_capture(G, seed: int, truncation: float = 0.7, size: int = 256, render_size: int | None = None) -> tuple[Capture, dict]:
+    """Sample head ``seed`` and render the four input views -> (Capture with masks and cameras, GGHead output).
+
+    render_size: the views are rasterised at this size and resized to ``size``. Default: ``size`` on a GPU; on the
+    CPU the generator's training resolution (``G.config.image_resolution``, when smaller): the samples hold no
+    detail beyond it, and the CPU rasteriser's cost grows with the pixels (4 views at 256^2: 13 s of CPU time,
+    at 128^2: 3.8 s, small preset)."""
     seed, truncation = check_request(seed, truncation)
     out = G.sample(seed, truncation)
-    cams = input_cameras(size)
+    if render_size is None:
+        on_gpu = out["position"].device.type == "cuda"
+        render_size = size if on_gpu else min(size, int(G.config.image_resolution))
+    cams = input_cameras(render_size)
     rgb, alpha = G.render(out, cams, index=0, background=(0.0, 0.0, 0.0))
+    if render_size != size:
+        img = torch.cat([rgb, alpha], -1).permute(0, 3, 1, 2)
+        img = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
+        rgb, alpha = img[:, :3].permute(0, 2, 3, 1), img[:, 3:].permute(0, 2, 3, 1)
+        cams = input_cameras(size)
     names = [f"gghead_az{int(az):+d}" for az, _ in INPUT_VIEWS]
     cap = Capture(images=rgb.clamp(0, 1).cpu().numpy().astype(np.float32), cameras=cams, names=names,
                   masks=alpha[..., 0].clamp(0, 1).cpu().numpy().astype(np.float32),
-                  meta={"source": "gghead", "seed": seed, "truncation": truncation, "generator": G.config.preset})
+                  meta={"source": "gghead", "seed": seed, "truncation": truncation, "generator": G.config.preset,
+                        "render_size": render_size})
     return cap, out
 
 

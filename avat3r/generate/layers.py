@@ -48,8 +48,65 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad=
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     f = (f * gain).to(x.dtype).flip([0, 1])
-    x = F.conv2d(x, f[None, None].repeat(C, 1, 1, 1), groups=C)
-    return x[:, :, ::down, ::down]
+    return _FIR(x, f)[:, :, ::down, ::down]
+
+
+def _dw(f: torch.Tensor, C: int) -> torch.Tensor:
+    return f[None, None].expand(C, 1, *f.shape).contiguous()
+
+
+class _FIRValid(torch.autograd.Function):
+    """'valid' correlation of every channel with f [k, k] (depthwise conv). Its gradient is _FIRFull (the adjoint)
+    and vice versa, so every derivative order stays a depthwise *forward* conv: PyTorch's own double backward of a
+    grouped conv (R1's gradient penalty) runs one conv per group (1,848 convolutions for one discriminator R1 step,
+    profiled on the CPU, 2026-12-01)."""
+
+    @staticmethod
+    def forward(ctx, x, f):
+        ctx.save_for_backward(f)
+        return F.conv2d(x, _dw(f.to(x.dtype), x.shape[1]), groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, g):
+        (f,) = ctx.saved_tensors
+        return _FIRFull.apply(g, f), None
+
+
+class _FIRFull(torch.autograd.Function):
+    """'full' convolution with f (zero padding k-1, flipped filter): the adjoint of _FIRValid."""
+
+    @staticmethod
+    def forward(ctx, x, f):
+        ctx.save_for_backward(f)
+        kh, kw = f.shape
+        x = F.pad(x, [kw - 1, kw - 1, kh - 1, kh - 1])
+        return F.conv2d(x, _dw(f.flip([0, 1]).to(x.dtype), x.shape[1]), groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, g):
+        (f,) = ctx.saved_tensors
+        return _FIRValid.apply(g, f), None
+
+
+def _fir_function(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Depthwise 'valid' correlation with f, differentiable to any order through _FIRValid/_FIRFull (the default)."""
+    return _FIRValid.apply(x, f)
+
+
+def _fir_batched(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """The filter as ONE single-channel conv over B*C images (no groups). Measured on the H200: its R1 step took
+    6.1 s (B 64, fp32): far slower. Kept for bench/gghead_nets.py's comparison."""
+    B, C, H, W = x.shape
+    return F.conv2d(x.reshape(B * C, 1, H, W), f[None, None]).reshape(B, C, H - f.shape[0] + 1, W - f.shape[1] + 1)
+
+
+def _fir_depthwise(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """The filter as a plain depthwise (grouped) conv: the earlier form, kept for bench/gghead_nets.py's comparison."""
+    C = x.shape[1]
+    return F.conv2d(x, f[None, None].repeat(C, 1, 1, 1), groups=C)
+
+
+_FIR = _fir_function
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:

@@ -35,7 +35,7 @@ from .discriminator import Discriminator
 from .hub import save_generator
 from .model import GGHeadGenerator, camera_labels, render_offset
 
-__all__ = ["TrainConfig", "train", "sample_cameras", "build_pool", "HeadPool", "contact_sheet", "main"]
+__all__ = ["TrainConfig", "train", "sample_cameras", "build_pool", "HeadPool", "RealBank", "contact_sheet", "main"]
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
 
@@ -260,7 +260,8 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        # no cudnn.benchmark: with it the first step took 24-28 s on the H200 (2026-12-01 run, a sixth of its training;
+        # attributed to autotuning the many conv shapes of fused/unfused convs and R1, not re-measured without it)
     amp = dev.type == "cuda" and tc.amp == "bf16"
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)  # noqa: E731
     G = GGHeadGenerator(gcfg).to(dev).train()
