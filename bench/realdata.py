@@ -347,13 +347,15 @@ def run_portrait(pipe, data: Path, rel: str, size: int, grid_path: Path, tile: i
 
 
 def run(checkpoint: str, data: Path, out: Path, cases=CASES, tile: int = 144, size: int | None = None, log=print,
-        on_case=None) -> dict:
+        on_case=None, refine: str = "off", device: str = "cpu") -> dict:
     """All cases -> {case: result} (a failing case is recorded with its error, the others still run).
     on_case(results so far) is called after each case (main writes the JSON there, so a cut-off run keeps its cases)."""
     import avat3r
 
     torch.manual_seed(0)
-    pipe = avat3r.load_pipeline(checkpoint, device="cpu")
+    from avat3r.pipeline import PipelineConfig
+
+    pipe = avat3r.load_pipeline(checkpoint, config=PipelineConfig(device=device, refine=refine))
     size = size or pipe.image_size
     results: dict = {}
     for case in cases:
@@ -400,7 +402,8 @@ def _checkpoint_info(path: str) -> dict:
 
 def _machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{platform.machine()} CPU, {cores} cores, torch {torch.__version__}"
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()} CPU, {cores} cores{gpu}, torch {torch.__version__}"
 
 
 def markdown(doc: dict, observations: Path | None = None) -> str:
@@ -449,6 +452,8 @@ def main(argv=None) -> int:
     p.add_argument("--label", default="before", help="name of this run in realdata.json (e.g. before / after)")
     p.add_argument("--tile", type=int, default=144, help="grid tile size in pixels")
     p.add_argument("--size", type=int, default=None, help="(tests) input crop size; default the model's")
+    p.add_argument("--refine", default="off", help="test-time ray alignment (avat3r.model.refine): off, rays, rays_hf")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     if not (data / "MANIFEST.md").is_file():
@@ -461,7 +466,7 @@ def main(argv=None) -> int:
         return 2
     t0 = time.time()
     meta = {"command": "python bench/realdata.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seconds": 0.0,
+            "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seconds": 0.0, "refine": args.refine,
             "grids": f"{out}/realdata_<case>.png (this run)"}
     jp = out / "realdata.json"
     doc = json.loads(jp.read_text()) if jp.is_file() else {}
@@ -479,7 +484,8 @@ def main(argv=None) -> int:
         (out / "realdata.md").write_text(md)
         return md
 
-    md = write(run(args.checkpoint, data, out, cases, args.tile, args.size, on_case=write))
+    md = write(run(args.checkpoint, data, out, cases, args.tile, args.size, on_case=write, refine=args.refine,
+                   device=args.device))
     print(md)
     print(f"wrote {jp} and {out / 'realdata.md'}")
     return 0
