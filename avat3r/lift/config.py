@@ -85,7 +85,8 @@ class InvertConfig:
     toward the encoder's guess (keeps the unseen side plausible); pti_steps: pivotal tuning of the synthesis
     network around the optimised w+ (GPU; 0 = off); pti_lr; correct: strength in [0, 1] of the colour
     correction of the Gaussians the photo sees (0 = off); depth_tol: metres behind the rendered surface a
-    Gaussian may lie and still count as seen."""
+    Gaussian may lie and still count as seen; correct_iterations: residual transfers (each against a new
+    render); correct_size: the side at which the photo and the render are compared for it."""
 
     steps: int = 6
     lr: float = 0.05
@@ -95,3 +96,5 @@ class InvertConfig:
     pti_lr: float = 3e-4
     correct: float = 1.0
     depth_tol: float = 0.01
+    correct_iterations: int = 3
+    correct_size: int = 192

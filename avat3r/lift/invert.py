@@ -130,35 +130,41 @@ def pivotal_tuning(G, ws: torch.Tensor, target, tmask, cam: Cameras, steps: int,
 
 @torch.no_grad()
 def correct_visible(G, out: dict, image: np.ndarray, mask: np.ndarray, camera: Cameras, strength: float = 1.0,
-                    depth_tol: float = 0.01) -> tuple[dict, int]:
+                    depth_tol: float = 0.01, iterations: int = 3) -> tuple[dict, int]:
     """Pull the colour of the Gaussians the photo sees toward the photo (GOAE's occlusion-aware idea on Gaussians).
 
     A Gaussian is seen when its centre projects inside the photo's mask and lies no more than ``depth_tol`` metres
-    behind the rendered depth there; its SH DC colour takes ``strength`` x (photo - render) at that pixel.
-    Returns (a new output dict, number of Gaussians corrected). Unseen Gaussians keep the generator's colour."""
+    behind the rendered depth there; its SH DC colour takes ``strength`` x (photo - render) at that pixel. A pixel
+    blends several Gaussians, so the transfer is repeated ``iterations`` times against the new render (a fixed-point
+    iteration). Returns (a new output dict, number of Gaussians corrected). Unseen Gaussians keep their colour."""
+    from ..render import render
+
     dev = out["position"].device
     H, W = image.shape[:2]
     cam = camera.to(dev)
-    from ..render import render
-
-    g = G.gaussians(out, 0, view_from=cam.centers[0])
-    r = render(g, cam, background=(0.0, 0.0, 0.0))
-    rgb, alpha, depth = r.color[0], r.alpha[0], r.depth[0]          # [H, W, ·]
-    uv, z = cam.project(g.means)                                     # [1, G, 2], [1, G]
-    grid = torch.stack([uv[0, :, 0] / W * 2 - 1, uv[0, :, 1] / H * 2 - 1], -1)[None, :, None]  # [1, G, 1, 2]
     photo = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32, device=dev)
     m = torch.as_tensor(np.ascontiguousarray(mask), dtype=torch.float32, device=dev)[..., None]
-    maps = torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]        # [1, 9, H, W]
-    s = F.grid_sample(maps, grid, mode="bilinear", align_corners=False)[0, :, :, 0].T  # [G, 9]
-    inside = (grid[0, :, 0].abs() <= 1).all(-1)
-    seen = inside & (s[:, 3] > 0.5) & (s[:, 7] > 0.5) & (z[0] <= s[:, 8] + depth_tol) & (z[0] > 0)
-    delta = (s[:, :3] - s[:, 4:7]) * float(strength) * seen[:, None].float()
     new = dict(out)
     col = out["color"].clone()
     k = col.shape[-1] // 3
     col = col.view(*col.shape[:-1], k, 3)
-    col[0, :, 0] = col[0, :, 0] + delta / SH_C0
     new["color"] = col.view(*out["color"].shape)
+    seen = None
+    for it in range(max(1, int(iterations))):
+        g = G.gaussians(new, 0, view_from=cam.centers[0])
+        r = render(g, cam, background=(0.0, 0.0, 0.0))
+        rgb, alpha, depth = r.color[0], r.alpha[0], r.depth[0]                                 # [H, W, ·]
+        maps = torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]            # [1, 9, H, W]
+        if seen is None:  # visibility from the first render (the geometry does not change)
+            uv, z = cam.project(g.means)                                                       # [1, G, 2], [1, G]
+            grid = torch.stack([uv[0, :, 0] / W * 2 - 1, uv[0, :, 1] / H * 2 - 1], -1)[None, :, None]  # [1, G, 1, 2]
+            s = F.grid_sample(maps, grid, mode="bilinear", align_corners=False)[0, :, :, 0].T  # [G, 9]
+            inside = (grid[0, :, 0].abs() <= 1).all(-1)
+            seen = inside & (s[:, 3] > 0.5) & (s[:, 7] > 0.5) & (z[0] <= s[:, 8] + depth_tol) & (z[0] > 0)
+        else:
+            s = F.grid_sample(maps, grid, mode="bilinear", align_corners=False)[0, :, :, 0].T
+        delta = (s[:, :3] - s[:, 4:7]) * float(strength) * seen[:, None].float()
+        col[0, :, 0] = col[0, :, 0] + delta / SH_C0
     return new, int(seen.sum())
 
 
@@ -208,7 +214,10 @@ def invert_photo(G, enc: LiftEncoder | None, image: np.ndarray, mask: np.ndarray
     t = time.perf_counter()
     if cfg.correct > 0:
         tick(0.9, "correcting the Gaussians the photo sees")
-        out, n_vis = correct_visible(Gu, out, image, mask, camera, cfg.correct, cfg.depth_tol)
+        cs = min(image.shape[0], cfg.correct_size)
+        cimg, cmask, ccam = _targets(image, mask, camera, cs, dev)
+        out, n_vis = correct_visible(Gu, out, cimg[0].cpu().numpy(), cmask[0, ..., 0].cpu().numpy(), ccam,
+                                     cfg.correct, cfg.depth_tol, cfg.correct_iterations)
         report.append(f"colour of {n_vis} of {Gu.num_gaussians} Gaussians (those the photo sees) pulled toward the photo")
     secs["correct"] = time.perf_counter() - t
     after = _view(Gu, out, cam)
