@@ -794,6 +794,108 @@ def _gghead_tab(state, viewer, ply_file) -> None:
         generate_head, inputs=[seed, trunc], outputs=outs, api_name=False, concurrency_limit=1, concurrency_id="model")
 
 
+# ---- one photo -> GAN inversion -> four views -> Avat3r (docs/LIFT.md) ------------------------------------
+def _lift_photo_path(photo) -> Path:
+    """The uploaded photo (one file) -> its path, checked like every upload (suffix, pixel count)."""
+    if photo is None:
+        raise UserError("Upload one photo of a head first.", title="No photo")
+    p = Path(photo if isinstance(photo, (str, os.PathLike)) else getattr(photo, "name", photo))
+    if p.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{p.name}: not a photo; upload one of {', '.join(IMAGE_SUFFIXES)}.", title="Not a photo")
+    _check_photo(p)
+    return p
+
+
+@GPU
+@friendly("Cannot lift the photo")
+def lift_views(photo, mode, request: gr.Request = None, progress=gr.Progress()):
+    """One photo -> (lift state, the strip photo crop | fit | four lifted views, report). Native mode: the crop only."""
+    import numpy as np
+
+    from avat3r.lift.route import check_mode, lift_photo, load_lift_models, photo_view
+    from avat3r.pipeline import _resize_square
+
+    t0 = time.time()
+    mode = check_mode(mode or None)
+    path = _lift_photo_path(photo)
+    _check_rate(request)
+    progress(0.0, desc="loading the model")
+    pipe = get_pipeline()
+    if mode == "native":
+        res = photo_view(str(path), pipe.image_size)
+        cap, report, strip = res.capture, list(res.report), res.capture.images[0]
+    else:
+        why = get_source_available("lift")
+        if why:
+            raise UserError(why + " (or choose 'native': the photo alone)", title="No GGHead weights")
+        G, enc = load_lift_models(device=str(pipe.device))
+        cap, lr, view, report = lift_photo(str(path), size=pipe.image_size, generator=G, encoder=enc,
+                                           progress=_progress_cb(progress, 0.0, 1.0))
+        h = pipe.image_size
+        strip = np.concatenate([view.images[0], _resize_square(lr.render_after, h), *cap.images], 1)
+    report.append(f"{'four lifted views' if mode == 'lift' else 'the photo alone'} ready in {time.time() - t0:.1f} s")
+    return {"capture": cap, "mode": mode}, (np.clip(strip, 0, 1) * 255).astype(np.uint8), "\n".join(report)
+
+
+@GPU
+@friendly("Cannot build the avatar")
+def lift_animate(lift_state, request: gr.Request = None, progress=gr.Progress()):
+    """The lifted views (or the photo) -> Avat3r -> (session state, viewer .ply, expression clip, report, .ply)."""
+    from avat3r.io.video import write_video
+    from avat3r.pipeline import expression_sequence
+
+    if not lift_state or "capture" not in lift_state:
+        raise UserError("Lift a photo first.", title="No photo")
+    t0 = time.time()
+    pipe = get_pipeline()
+    work = _session_dir(request)
+    cap = lift_state["capture"]
+    avatar = pipe.reconstruct(cap, progress=_progress_cb(progress, 0.0, 0.5))
+    neutral = avatar.expression_code(None)
+    viewer = _viewer_ply(avatar, neutral, work, "neutral")
+    ply = str(avatar.save_ply(work / "avatar.ply"))
+    space = pipe.expression_space
+    keys = [k for k in ("neutral", "smile", "surprise") if k in space.presets] or list(space.presets)[:1]
+    frames = avatar.animation(expression_sequence(space, keys, 6), (20.0, 5.0), size=VIDEO_SIZE,
+                              progress=_progress_cb(progress, 0.55, 0.95))
+    clip = str(write_video(work / f"lifted_{uuid.uuid4().hex[:6]}.mp4", frames, fps=12))
+    report = "\n".join(avatar.report + [f"animated avatar from {len(cap)} view{'s' if len(cap) > 1 else ''} "
+                                        f"({lift_state['mode']} mode) in {time.time() - t0:.1f} s"])
+    state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
+    return state, viewer, clip, report, ply
+
+
+def get_source_available(name: str) -> str | None:
+    from avat3r.sources import get_source
+
+    return get_source(name).available()
+
+
+def _lift_tab(state, viewer, ply_file) -> None:
+    """The 'One photo' tab: a photo and a mode -> the lifted views, then the animated avatar."""
+    from avat3r.lift.route import DEFAULT_MODE
+
+    why = get_source_available("lift")
+    if why:
+        gr.Markdown(f"> Lift mode is unavailable here: {why}. Native mode (the photo alone) works.", elem_id="lift-missing")
+    photo = gr.File(label="One photo of a head", file_count="single", file_types=list(IMAGE_SUFFIXES),
+                    elem_id="lift-photo")
+    mode = gr.Radio(choices=[("Lift: GAN inversion -> 4 views (the paper's route)", "lift"),
+                             ("Native: the photo alone (V = 1)", "native")],
+                    value=DEFAULT_MODE if not why else "native", label="Mode", elem_id="lift-mode")
+    lift_btn = gr.Button("Lift and animate", variant="primary", elem_id="lift-btn")
+    views = gr.Image(label="Photo crop | the generator's fit | the four views Avat3r sees", interactive=False,
+                     elem_id="lift-views")
+    clip = gr.Video(label="Avat3r avatar, animated", autoplay=True, loop=True, interactive=False, height=300,
+                    elem_id="lift-clip")
+    lift_report = gr.Textbox(label="What was done", lines=5, interactive=False, elem_id="lift-report")
+    lift_state = gr.State({})
+    lift_btn.click(lift_views, inputs=[photo, mode], outputs=[lift_state, views, lift_report], api_name="lift_views",
+                   concurrency_limit=1, concurrency_id="model").success(
+        lift_animate, inputs=lift_state, outputs=[state, viewer, clip, lift_report, ply_file], api_name="lift_animate",
+        concurrency_limit=1, concurrency_id="model")
+
+
 def build_demo() -> gr.Blocks:
     cfg = read_config()
     examples = list_examples()
@@ -864,6 +966,7 @@ def build_demo() -> gr.Blocks:
                     gen_tab = gr.Tab("3 · Generate a head", id="generate")
                     with gr.Tab("4 · Drive with a video", id="drive"):
                         drive_src, drive_sbs, drive_btn, drive_report = drive_tab()
+                    lift_tab = gr.Tab("5 · One photo", id="lift")
             with gr.Column(scale=6):
                 live_html, live_btn = live_viewer_panel()
                 viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")
@@ -874,6 +977,8 @@ def build_demo() -> gr.Blocks:
 
         with gen_tab:
             _gghead_tab(state, viewer, ply_file)
+        with lift_tab:
+            _lift_tab(state, viewer, ply_file)
         example.change(example_files, inputs=example, outputs=files, api_name="example_files", queue=False)
         source.change(_source_widgets, inputs=source, outputs=[files, example, seed, prompt], queue=False, api_name=False)
         create_btn.click(create, inputs=[files, example, source, seed, prompt], outputs=[state, preview, report, viewer, ply_file], api_name="create",
