@@ -830,10 +830,10 @@ def lift_views(photo, mode, request: gr.Request = None, progress=gr.Progress()):
             raise UserError(why + " (or choose 'native': the photo alone)", title="No GGHead weights")
         G, enc = load_lift_models(device=str(pipe.device))
         cap, lr, view, report = lift_photo(str(path), size=pipe.image_size, generator=G, encoder=enc,
-                                           progress=_progress_cb(progress, 0.0, 1.0))
+                                           with_photo=mode == "lift+photo", progress=_progress_cb(progress, 0.0, 1.0))
         h = pipe.image_size
-        strip = np.concatenate([view.images[0], _resize_square(lr.render_after, h), *cap.images], 1)
-    report.append(f"{'four lifted views' if mode == 'lift' else 'the photo alone'} ready in {time.time() - t0:.1f} s")
+        strip = np.concatenate([view.images[0], _resize_square(lr.render_after, h), *cap.images[:4]], 1)
+    report.append(f"{'the photo alone' if mode == 'native' else f'{len(cap)} views'} ready in {time.time() - t0:.1f} s")
     return {"capture": cap, "mode": mode}, (np.clip(strip, 0, 1) * 255).astype(np.uint8), "\n".join(report)
 
 
@@ -881,6 +881,7 @@ def _lift_tab(state, viewer, ply_file) -> None:
     photo = gr.File(label="One photo of a head", file_count="single", file_types=list(IMAGE_SUFFIXES),
                     elem_id="lift-photo")
     mode = gr.Radio(choices=[("Lift: GAN inversion -> 4 views (the paper's route)", "lift"),
+                             ("Lift + photo: the 4 views and the photo", "lift+photo"),
                              ("Native: the photo alone (V = 1)", "native")],
                     value=DEFAULT_MODE if not why else "native", label="Mode", elem_id="lift-mode")
     lift_btn = gr.Button("Lift and animate", variant="primary", elem_id="lift-btn")

@@ -515,7 +515,9 @@ def _lift_avatar(photo, out_dir, *, pipe, mode=None, generator=None, encoder=Non
         tick(0.8, "expression clip")
         codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
         paths["expressions"] = write_video(out / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
-    info = {"mode": "native" if lr is None else "lift", "report": report,
+    from .lift.route import check_mode
+
+    info = {"mode": check_mode(mode), "views": len(cap), "report": report,
             "curve": [] if lr is None else lr.curve, "seconds": {} if lr is None else lr.seconds}
     (out / "lift.json").write_text(json.dumps(info, indent=2) + "\n")
     paths["json"] = out / "lift.json"
@@ -531,16 +533,18 @@ def cmd_lift(args) -> int:
     from .pipeline import load_pipeline
 
     mode = check_mode(args.mode)
-    if args.steps < 0 or args.pti_steps < 0:
-        raise InputError("--steps and --pti-steps must be >= 0")
+    if (args.steps is not None and not 0 <= args.steps <= 1000) or (args.pti_steps is not None and not 0 <= args.pti_steps <= 1000):
+        raise InputError("--steps and --pti-steps must be in 0..1000")
     pipe = load_pipeline(args.weights, device=args.device)
     G = enc = None
     if mode == "lift":
-        G, enc = load_lift_models(args.generator, args.encoder, device=args.device or "cpu")
-    cfg = InvertConfig(steps=args.steps, pti_steps=args.pti_steps)
+        G, enc = load_lift_models(args.generator, args.encoder, device=str(pipe.device))
+    cfg = InvertConfig.for_device(pipe.device)
+    cfg.steps = cfg.steps if args.steps is None else args.steps
+    cfg.pti_steps = cfg.pti_steps if args.pti_steps is None else args.pti_steps
     with _Bar("lift", args.quiet) as bar:
         paths = _lift_avatar(args.photo, args.out, pipe=pipe, mode=mode, generator=G, encoder=enc, config=cfg,
-                             with_photo=args.with_photo, frames=args.frames, frames_per_step=args.frames_per_step,
+                             frames=args.frames, frames_per_step=args.frames_per_step,
                              video_size=args.size, progress=bar)
     for name, p in paths.items():
         _say(args, f"wrote {p}  ({name})")
@@ -674,10 +678,10 @@ def build_parser() -> argparse.ArgumentParser:
     l = sub.add_parser("lift", help="one photo -> GAN inversion -> 4 views (capture folder) -> the animated Avat3r avatar")
     l.add_argument("photo", help="one photo of a head (jpg/png/...)")
     l.add_argument("-o", "--out", default="lifted", help="output folder (default ./lifted)")
-    l.add_argument("--mode", default=None, choices=["lift", "native"], help="lift: 4 views from GAN inversion (default); native: the photo alone (V = 1)")
-    l.add_argument("--steps", type=int, default=6, help="optimisation steps of w+ against the photo (default 6; 0 = encoder only)")
-    l.add_argument("--pti-steps", type=int, default=0, help="pivotal tuning steps of the generator (GPU; default 0)")
-    l.add_argument("--with-photo", action="store_true", help="give Avat3r the photo too, as a fifth view")
+    l.add_argument("--mode", default=None, choices=["lift", "lift+photo", "native"],
+                   help="lift: 4 views from GAN inversion; lift+photo: those and the photo; native: the photo alone (V = 1); default: the measured best (docs/LIFT.md)")
+    l.add_argument("--steps", type=int, default=None, help="optimisation steps of w+ against the photo (default 6 on a CPU, 40 on a GPU; 0 = encoder only)")
+    l.add_argument("--pti-steps", type=int, default=None, help="pivotal tuning steps of the generator (default 0 on a CPU, 30 on a GPU)")
     l.add_argument("--generator", default=None, help="GGHead weights directory or official .pkl (default weights/gghead)")
     l.add_argument("--encoder", default=None, help="lift encoder directory (default $AVAT3R_LIFT_WEIGHTS or weights/lift)")
     l.add_argument("--weights", default=None, help="Avat3r checkpoint (default: the shipped weights/)")

@@ -6,11 +6,13 @@ and the time from a photo to an animated avatar.
 
 SynthHeads: each hold-out identity (``split_seeds("test")``, neutral) is rendered from one input view (azimuth
 ``--input-azimuth``, elevation 5) at the model's size with its mask; both modes reconstruct from that one posed
-view (the true camera: this measures the lift, not the front end) and are scored at azimuth +-30 and +-60
+view (the true camera: this measures the lift, not the front end): "native" (V = 1), "lift" (the four lifted
+views), "lift+photo" (those and the input view); all are scored at azimuth +-30 and +-60
 (elevation 5) against the true render: PSNR inside the true head mask (images on black). "gghead" scores the
 lifted generator head itself at the same views (no Avat3r).
 Real portraits (../shared/realdata): front end -> both modes -> the photo's own view re-rendered, PSNR inside the
-front end's mask; ``portraits.png`` holds one row per photo: crop | lift -30, 0, +30 | native -30, +30.
+front end's mask; ``portraits.png`` holds one row per photo: crop | the generator's fit | lift -30, 0, +30 | lift+photo -30, +30 |
+native -30, +30 (degrees from the photo's own azimuth).
 Timing: photo file -> animated avatar (front end, lift, reconstruct, one expression rendered), per stage.
 """
 
@@ -69,44 +71,64 @@ def synth_views(ident: int, size: int, input_azimuth: float, device):
     return view, out
 
 
+def _three_avatars(pipe, G, enc, cfg, view):
+    """One inversion, three reconstructions -> ({mode: Avatar}, LiftResult, seconds per mode)."""
+    from avat3r.lift.route import lift_photo
+
+    secs = {}
+    t = time.perf_counter()
+    avatars = {"native": pipe.reconstruct(view)}
+    secs["native"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cap, lr, _, _ = lift_photo(view, size=pipe.image_size, generator=G, encoder=enc, config=cfg, with_photo=True)
+    t_lift = time.perf_counter() - t
+    t = time.perf_counter()
+    avatars["lift"] = pipe.reconstruct(cap.subset([0, 1, 2, 3]))
+    secs["lift"] = t_lift + time.perf_counter() - t
+    t = time.perf_counter()
+    avatars["lift+photo"] = pipe.reconstruct(cap)
+    secs["lift+photo"] = t_lift + time.perf_counter() - t
+    return avatars, lr, secs
+
+
+def _summary(rows: list[dict]) -> dict:
+    keys = [k for k in rows[0] if isinstance(rows[0][k], float)]
+    mean = {k: round(float(np.mean([r[k] for r in rows if k in r])), 2) for k in keys}
+    for mode in ("native", "lift", "lift+photo", "gghead"):
+        if f"{mode}_+30" in mean:
+            mean[f"{mode}_30"] = round((mean[f"{mode}_-30"] + mean[f"{mode}_+30"]) / 2, 2)
+            mean[f"{mode}_60"] = round((mean[f"{mode}_-60"] + mean[f"{mode}_+60"]) / 2, 2)
+    return mean
+
+
 def run_synth(pipe, G, enc, cfg, n: int, input_azimuth: float, log) -> dict:
     from avat3r.data.identity import split_seeds
-    from avat3r.lift.route import photo_avatar
 
-    dev = pipe.device
     rows = []
     for ident in list(split_seeds("test"))[:n]:
-        view, gts = synth_views(ident, pipe.image_size, input_azimuth, dev)
+        view, gts = synth_views(ident, pipe.image_size, input_azimuth, pipe.device)
         row = {"identity": int(ident)}
-        for mode in ("native", "lift"):
-            t = time.perf_counter()
-            avatar, cap, lr, _ = photo_avatar(view, pipe, mode=mode, generator=G, encoder=enc, config=cfg)
-            row[f"{mode}_s"] = round(time.perf_counter() - t, 2)
+        avatars, lr, secs = _three_avatars(pipe, G, enc, cfg, view)
+        for mode, avatar in avatars.items():
+            row[f"{mode}_s"] = round(secs[mode], 2)
             for az, (gt, m, cam) in gts.items():
                 row[f"{mode}_{az:+.0f}"] = masked_psnr(_f(avatar.render(cam)), gt, m)
-            if lr is not None:
-                with torch.no_grad():
-                    for az, (gt, m, cam) in gts.items():
-                        rgb, _ = lr.G.render(lr.out, cam, index=0, background=(0.0, 0.0, 0.0))
-                        row[f"gghead_{az:+.0f}"] = masked_psnr(rgb[0].clamp(0, 1).cpu().numpy(), gt, m)
+        with torch.no_grad():
+            for az, (gt, m, cam) in gts.items():
+                rgb, _ = lr.G.render(lr.out, cam, index=0, background=(0.0, 0.0, 0.0))
+                row[f"gghead_{az:+.0f}"] = masked_psnr(rgb[0].clamp(0, 1).cpu().numpy(), gt, m)
         rows.append(row)
         log(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}))
-    summary = {}
-    for key in rows[0]:
-        if key != "identity":
-            summary[key] = round(float(np.mean([r[key] for r in rows])), 2)
-    for mode in ("native", "lift", "gghead"):
-        if f"{mode}_+30" in summary:
-            summary[f"{mode}_30"] = round((summary[f"{mode}_-30"] + summary[f"{mode}_+30"]) / 2, 2)
-            summary[f"{mode}_60"] = round((summary[f"{mode}_-60"] + summary[f"{mode}_+60"]) / 2, 2)
-    return {"rows": rows, "mean": summary}
+    return {"rows": rows, "mean": _summary(rows)}
 
 
 def run_portraits(pipe, G, enc, cfg, paths, out_dir: Path, log) -> dict:
     from avat3r.cameras import orbit_camera
     from avat3r.errors import Avat3rError
+    from avat3r.frontend.pose import azimuth_elevation
     from avat3r.io.images import save_image
-    from avat3r.lift.route import photo_avatar, photo_view
+    from avat3r.lift.route import photo_view
+    from avat3r.pipeline import _resize_square
 
     size = pipe.image_size
     rows, grid = [], []
@@ -120,23 +142,21 @@ def run_portraits(pipe, G, enc, cfg, paths, out_dir: Path, log) -> dict:
             continue
         view = res.capture
         cam = view.cameras[:1]
-        from avat3r.frontend.pose import azimuth_elevation
-
         az0, el0 = azimuth_elevation(cam.world_to_cam[0].double().numpy())
         row = {"photo": name, "azimuth": round(az0, 1), "elevation": round(el0, 1)}
-        tiles = [view.images[0]]
-        for mode in ("lift", "native"):
-            avatar, cap, lr, _ = photo_avatar(view, pipe, mode=mode, generator=G, encoder=enc, config=cfg)
+        avatars, lr, _ = _three_avatars(pipe, G, enc, cfg, view)
+        tiles = [view.images[0], _resize_square(lr.render_after, size)]
+        for mode, avatar in avatars.items():
             row[f"{mode}_front"] = masked_psnr(_f(avatar.render(cam)), view.images[0], view.masks[0])
-            angles = (-30.0, 0.0, 30.0) if mode == "lift" else (-30.0, 30.0)
-            tiles += [_f(avatar.render(orbit_camera(az0 + a, 5.0, size))) for a in angles]
+        for mode, angles in (("lift", (-30.0, 0.0, 30.0)), ("lift+photo", (-30.0, 30.0)), ("native", (-30.0, 30.0))):
+            tiles += [_f(avatars[mode].render(orbit_camera(az0 + a, 5.0, size))) for a in angles]
         rows.append(row)
         grid.append(np.concatenate(tiles, 1))
         log(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}))
     if grid:
         save_image(out_dir / "portraits.png", np.concatenate(grid, 0))
     ok = [r for r in rows if "lift_front" in r]
-    mean = {k: round(float(np.mean([r[k] for r in ok])), 2) for k in ("lift_front", "native_front")} if ok else {}
+    mean = {k: round(float(np.mean([r[k] for r in ok])), 2) for k in ("lift_front", "lift+photo_front", "native_front")} if ok else {}
     return {"rows": rows, "mean": mean}
 
 
@@ -178,10 +198,9 @@ def main(argv=None) -> dict:
     p.add_argument("--identities", type=int, default=6)
     p.add_argument("--portraits", type=int, default=len(PORTRAITS))
     p.add_argument("--input-azimuth", type=float, default=0.0)
-    p.add_argument("--steps", type=int, default=InvertConfig.steps)
-    p.add_argument("--pti-steps", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="default: InvertConfig.for_device")
+    p.add_argument("--pti-steps", type=int, default=None)
     p.add_argument("--correct", type=float, default=InvertConfig.correct)
-    p.add_argument("--with-photo", action="store_true")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default="bench_out/lift")
     p.add_argument("--json", default=None)
@@ -194,14 +213,17 @@ def main(argv=None) -> dict:
     G, enc = load_lift_models(a.generator, a.encoder, device=dev)
     if a.no_encoder:
         enc = None
-    cfg = InvertConfig(steps=a.steps, pti_steps=a.pti_steps, correct=a.correct)
+    cfg = InvertConfig.for_device(dev)
+    cfg.steps = cfg.steps if a.steps is None else a.steps
+    cfg.pti_steps = cfg.pti_steps if a.pti_steps is None else a.pti_steps
+    cfg.correct = a.correct
 
     def log(msg):
         print(msg, flush=True)
 
     res = {"machine": {"device": dev, "gpu": torch.cuda.get_device_name(0) if dev.startswith("cuda") else None,
                        "cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
-           "generator": G.config.preset, "encoder": enc is not None, "invert": vars(cfg) if hasattr(cfg, "__dict__") else {},
+           "generator": G.config.preset, "encoder": enc is not None, "invert": dict(vars(cfg)),
            "input_azimuth": a.input_azimuth}
     if a.identities > 0:
         res["synthheads"] = run_synth(pipe, G, enc, cfg, a.identities, a.input_azimuth, log)

@@ -151,9 +151,9 @@ def test_lift_source_and_bad_inputs(tiny_gen, tmp_path):
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(blank)
     with pytest.raises(InputError, match="face"):
-        src.to_capture(str(blank), size=48, generator=G)
+        src.to_capture(str(blank), size=48, generator=G, mode="lift")
     with pytest.raises(InputError):
-        src.to_capture(str(tmp_path / "missing.jpg"), size=48, generator=G)
+        src.to_capture(str(tmp_path / "missing.jpg"), size=48, generator=G, mode="lift")
 
 
 def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_path):
@@ -168,7 +168,7 @@ def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_
     photo = tmp_path / "astronaut.png"
     save_image(photo, data.astronaut().astype(np.float32) / 255)
     out = tmp_path / "lifted"
-    rc = main(["-q", "lift", str(photo), "--generator", str(d), "--weights", str(ckpt), "--device", "cpu",
+    rc = main(["-q", "lift", str(photo), "--mode", "lift", "--generator", str(d), "--weights", str(ckpt), "--device", "cpu",
                "--steps", "1", "-o", str(out), "--frames", "2", "--size", "48", "--frames-per-step", "1"])
     assert rc == 0
     cap = read_capture_folder(out / "capture")
@@ -180,5 +180,5 @@ def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_
     rc = main(["-q", "lift", str(photo), "--mode", "native", "--weights", str(ckpt), "--device", "cpu",
                "-o", str(tmp_path / "native"), "--frames", "0", "--size", "48"])
     assert rc == 0 and len(read_capture_folder(tmp_path / "native" / "capture")) == 1
-    assert main(["-q", "lift", str(tmp_path / "nope.jpg"), "--generator", str(d), "--weights", str(ckpt),
+    assert main(["-q", "lift", str(tmp_path / "nope.jpg"), "--mode", "lift", "--generator", str(d), "--weights", str(ckpt),
                  "-o", str(tmp_path / "x")]) == 2

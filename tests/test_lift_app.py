@@ -48,7 +48,7 @@ def test_lift_then_animate_a_portrait(client, photos):
     strip, report = client.predict(handle_file(str(photos / "astronaut.jpg")), "lift", api_name="/lift_views")
     im = np.asarray(Image.open(strip))
     assert im.shape[1] == 6 * im.shape[0]  # photo crop | fit | four views
-    assert "optimised w+" in report and "four lifted views ready" in report
+    assert "optimised w+" in report and "4 views ready" in report
     _viewer, clip, report2, ply = client.predict(api_name="/lift_animate")
     assert len(load_ply(ply)) > 100
     assert Path(clip["video"] if isinstance(clip, dict) else clip).stat().st_size > 1000

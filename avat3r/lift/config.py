@@ -15,9 +15,9 @@ from ..errors import CheckpointError
 
 __all__ = ["EncoderConfig", "InvertConfig", "ENCODER_PRESETS", "encoder_preset", "MODES"]
 
-#: How one photo becomes an avatar: "lift" (GAN inversion -> four rendered views, the paper's Sec. 4.5) or
-#: "native" (the photo goes straight into Avat3r, V = 1).
-MODES = ("lift", "native")
+#: How one photo becomes an avatar: "lift" (GAN inversion -> four rendered views, the paper's Sec. 4.5),
+#: "lift+photo" (those four views and the photo itself) or "native" (the photo straight into Avat3r, V = 1).
+MODES = ("lift", "lift+photo", "native")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class EncoderConfig:
 
     image_size: int = 128
     width: int = 32
-    max_width: int = 256
+    max_width: int = 128
     levels: int = 5
     hidden: int = 256
     num_ws: int = 12
@@ -98,3 +98,10 @@ class InvertConfig:
     depth_tol: float = 0.01
     correct_iterations: int = 3
     correct_size: int = 192
+
+    @classmethod
+    def for_device(cls, device) -> "InvertConfig":
+        """Defaults for where it runs: a few steps on a CPU (the 30 s budget), more steps and PTI on a GPU."""
+        if str(device).startswith("cuda"):
+            return cls(steps=40, render_size=128, pti_steps=30)
+        return cls()

@@ -21,8 +21,9 @@ from .invert import LiftResult, invert_photo
 
 __all__ = ["DEFAULT_MODE", "check_mode", "photo_view", "lifted_views", "lift_photo", "load_lift_models", "photo_avatar"]
 
-#: The mode used when none is asked for: see docs/LIFT.md ("Which mode") for the measurement behind it.
-DEFAULT_MODE = "lift"
+#: The mode used when none is asked for: the one bench/lift.py measured better (docs/LIFT.md, "Which mode").
+#: "native" until a trained GGHead + lift encoder beat it: with the generators measured so far the lift lost.
+DEFAULT_MODE = "native"
 
 Progress = Callable[[float, str], None]
 
@@ -31,7 +32,7 @@ def check_mode(mode) -> str:
     mode = DEFAULT_MODE if mode is None else mode
     if mode not in MODES:
         raise InputError(f"unknown single-photo mode {mode!r}; choose one of {MODES} (lift: GAN inversion -> 4 views; "
-                         "native: the photo alone)")
+                         "lift+photo: those and the photo; native: the photo alone)")
     return mode
 
 
@@ -90,6 +91,8 @@ def lift_photo(photo, *, size: int = 256, generator=None, encoder=None, config: 
         view, report = res.capture, list(res.report)
     tick(0.15, "loading the generator and the lift encoder")
     G, enc = load_lift_models(generator, encoder)
+    if config is None:
+        config = InvertConfig.for_device(G.template_points.device)
     with torch.inference_mode(False):
         cam = Cameras(view.cameras.K.clone(), view.cameras.world_to_cam.clone(), view.cameras.width.clone(),
                       view.cameras.height.clone())
@@ -117,9 +120,10 @@ def photo_avatar(photo, pipe, *, mode: str | None = None, generator=None, encode
                  progress: Progress | None = None):
     """One photo -> (Avatar, the Capture Avat3r saw, LiftResult or None (native), report lines).
 
-    mode "lift": the four lifted views (+ the photo with ``with_photo``) go to ``pipe.reconstruct``; "native": the
-    photo's front-end view alone (V = 1)."""
+    mode "lift": the four lifted views go to ``pipe.reconstruct``; "lift+photo": those and the photo's own view
+    (as ``with_photo``); "native": the photo's front-end view alone (V = 1)."""
     mode = check_mode(mode)
+    with_photo = with_photo or mode == "lift+photo"
     tick = progress or (lambda f, m: None)
     size = pipe.image_size
     if mode == "native":

@@ -12,7 +12,7 @@ class LiftSource(Source):
     name = "lift"
     label = "One photo (lifted to 4 views by GAN inversion)"
     takes = "photo"
-    help = "one photo -> GGHead inversion -> 4 rendered views (--mode lift|native; weights: weights/gghead, weights/lift)"
+    help = "one photo -> GGHead inversion -> 4 rendered views (--mode lift|lift+photo|native; weights: weights/gghead, weights/lift)"
     order = 20
 
     def available(self) -> str | None:
@@ -30,13 +30,14 @@ class LiftSource(Source):
 
         if cameras is not None or masks is not None:
             raise InputError("the single-photo route finds the camera and mask itself; give just the photo")
-        mode = check_mode(mode)
+        mode = check_mode(mode or "lift")  # this source is the lift; DEFAULT_MODE decides for `avat3r lift` and the app
         if mode == "native":
             res = photo_view(inp, size, frontend)
             return SourceResult(res.capture, list(res.report) + ["native mode: the photo goes to Avat3r alone (V = 1)"],
                                 res.preview)
         cap, lr, _, report = lift_photo(inp, size=size, generator=generator, encoder=encoder, config=invert,
-                                        frontend=frontend, with_photo=with_photo, progress=progress)
+                                        frontend=frontend, with_photo=with_photo or mode == "lift+photo",
+                                        progress=progress)
         if len(cap) > max_views:
             cap = cap.select(max_views)
         preview = (lr.render_after * 255).clip(0, 255).astype("uint8") if lr.render_after is not None else None
