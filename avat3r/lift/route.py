@@ -61,15 +61,25 @@ def load_lift_models(generator=None, encoder=None, device="cpu"):
 
 
 @torch.no_grad()
-def lifted_views(G, out: dict, size: int) -> tuple[np.ndarray, np.ndarray, Cameras, list[str]]:
-    """The lifted head from the four input views -> (images [4, S, S, 3], masks [4, S, S], Cameras, names)."""
+def lifted_views(G, out: dict, size: int, render_size: int | None = None) -> tuple[np.ndarray, np.ndarray, Cameras, list[str]]:
+    """The lifted head from the four input views -> (images [4, S, S, 3], masks [4, S, S], Cameras, names).
+
+    render_size: as ``generated_capture``'s (default: ``size`` on a GPU, the generator's training resolution on a
+    CPU, then resized: the CPU rasteriser's cost grows with the pixels)."""
+    import torch.nn.functional as F
+
     from ..generate.avatar import INPUT_VIEWS, input_cameras
 
-    cams = input_cameras(size)
-    rgb, alpha = G.render(out, cams, index=0, background=(0.0, 0.0, 0.0))
+    if render_size is None:
+        render_size = size if out["position"].device.type == "cuda" else min(size, int(G.config.image_resolution))
+    rgb, alpha = G.render(out, input_cameras(render_size), index=0, background=(0.0, 0.0, 0.0))
+    if render_size != size:
+        img = F.interpolate(torch.cat([rgb, alpha], -1).permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                            align_corners=False)
+        rgb, alpha = img[:, :3].permute(0, 2, 3, 1), img[:, 3:].permute(0, 2, 3, 1)
     names = [f"lift_az{int(az):+d}" for az, _ in INPUT_VIEWS]
     return (rgb.clamp(0, 1).cpu().numpy().astype(np.float32), alpha[..., 0].clamp(0, 1).cpu().numpy().astype(np.float32),
-            cams, names)
+            input_cameras(size), names)
 
 
 def lift_photo(photo, *, size: int = 256, generator=None, encoder=None, config: InvertConfig | None = None,
