@@ -225,18 +225,23 @@ def main(argv=None) -> dict:
                        "cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
            "generator": G.config.preset, "encoder": enc is not None, "invert": dict(vars(cfg)),
            "input_azimuth": a.input_azimuth}
+    def save():  # after every section: a run cut short by a time limit still leaves what it measured
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+
     if a.identities > 0:
         res["synthheads"] = run_synth(pipe, G, enc, cfg, a.identities, a.input_azimuth, log)
         log("synthheads mean: " + json.dumps(res["synthheads"]["mean"]))
+        save()
     paths = [REALDATA / q for q in PORTRAITS[: a.portraits] if (REALDATA / q).exists()]
+    if paths and not a.no_timing:
+        res["timing"] = run_timing(pipe, G, enc, cfg, paths[0])
+        log("timing: " + json.dumps(res["timing"]))
+        save()
     if paths:
         res["portraits"] = run_portraits(pipe, G, enc, cfg, paths, out, log)
         log("portraits mean: " + json.dumps(res["portraits"]["mean"]))
-        if not a.no_timing:
-            res["timing"] = run_timing(pipe, G, enc, cfg, paths[0])
-            log("timing: " + json.dumps(res["timing"]))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+        save()
     return res
 
 

@@ -1,31 +1,31 @@
 #!/usr/bin/env bash
 # One device call for the single-photo lift (docs/LIFT.md): trains the lift encoder on the shipped GGHead
-# (weights/gghead) for TRAIN_S seconds, writes it (config.json + model.safetensors, <= 16 MB) to $OUT, then runs
-# bench/lift.py on the GPU with it (SynthHeads hold-out novel views, real portraits, timing) and a no-encoder
-# ablation on SynthHeads.
+# (weights/gghead) for TRAIN_S seconds, writes it (config.json + model.safetensors, 11 MB fp32) to $OUT, then runs
+# bench/lift.py on the GPU with it (SynthHeads hold-out novel views, timing, real portraits) and a no-encoder
+# ablation on SynthHeads. Every step has a time limit; bench.json is written after each section.
 #   rsync -a --delete --exclude .git --exclude weights /work/wt/lift/ /work/main/.carry_lift/
-#   (+ the portraits: AVAT3R_REALDATA points at a carried copy, never committed)
-#   run: cd .carry_lift && source bench/device_env.sh && TRAIN_S=100 bash bench/lift_device.sh
+#   (portraits: copy them to .carry_lift/realdata, a transport copy never committed)
+#   run (carry .carry_lift .whl .gl): cd .carry_lift && source bench/device_env.sh && export GSPLAT_COMPILE_PY &&
+#       AVAT3R_REALDATA=$PWD/realdata TRAIN_S=85 bash bench/lift_device.sh
 set -uo pipefail
 [ -d .whl ] || [ ! -d ../.whl ] || ln -s ../.whl .whl
-[ -n "${OUT:-}" ] || source bench/device_env.sh
-TRAIN_S=${TRAIN_S:-100}
+[ -n "${GSPLAT_COMPILE_PY:-}" ] || source bench/device_env.sh
+TRAIN_S=${TRAIN_S:-85}; BENCH_S=${BENCH_S:-70}; ABL_S=${ABL_S:-25}
 W=$([ -d weights/gghead ] && echo weights || echo ../weights)
 GEN=${GEN:-$W/gghead}
 LOG=$OUT/run.log
 t0=$SECONDS
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc; } >> $LOG 2>&1
 [ -f $GEN/model.safetensors ] || { echo "no GGHead weights at $GEN: nothing to train the encoder for" >> $LOG; exit 3; }
-python3 -c "import gsplat" 2>/dev/null || echo "gsplat missing: the torch renderer will be used (slow)" >> $LOG
-python3 -c "$GSPLAT_COMPILE_PY" >> $LOG 2>&1
+python3 -c "$GSPLAT_COMPILE_PY" >> $LOG 2>&1 || echo "gsplat unavailable: the torch renderer is used (slow)" >> $LOG
 echo "setup $((SECONDS - t0)) s" >> $LOG
-python3 -m avat3r.lift.train --generator $GEN --out /tmp/lift --seconds $TRAIN_S --device cuda --batch 24 \
-    --image-size 96 --preset small > $OUT/train.log 2>&1
+timeout $((TRAIN_S + 40)) python3 -m avat3r.lift.train --generator $GEN --out /tmp/lift --seconds $TRAIN_S --device cuda \
+    --batch 24 --image-size 96 --preset small >> $LOG 2>&1
 echo "train rc=$? $((SECONDS - t0)) s" >> $LOG
 cp /tmp/lift/config.json /tmp/lift/model.safetensors /tmp/lift/log.jsonl $OUT/ 2>>$LOG
-timeout 150 python3 bench/lift.py --device cuda --generator $GEN --encoder /tmp/lift --weights $W \
-    --identities 6 --out $OUT --json $OUT/bench.json >> $LOG 2>&1
+timeout $BENCH_S python3 bench/lift.py --device cuda --generator $GEN --encoder /tmp/lift --weights $W \
+    --identities 5 --portraits 6 --out $OUT --json $OUT/bench.json >> $LOG 2>&1
 echo "bench rc=$? $((SECONDS - t0)) s" >> $LOG
-timeout 60 python3 bench/lift.py --device cuda --generator $GEN --no-encoder --weights $W --identities 6 \
+timeout $ABL_S python3 bench/lift.py --device cuda --generator $GEN --no-encoder --weights $W --identities 5 \
     --portraits 0 --out /tmp/abl --json $OUT/bench_noenc.json >> $LOG 2>&1
 echo "ablation rc=$? all done $((SECONDS - t0)) s" >> $LOG
