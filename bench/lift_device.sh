@@ -20,7 +20,7 @@ t0=$SECONDS
 python3 -c "$GSPLAT_COMPILE_PY" >> $LOG 2>&1 || echo "gsplat unavailable: the torch renderer is used (slow)" >> $LOG
 echo "setup $((SECONDS - t0)) s" >> $LOG
 timeout $((TRAIN_S + 40)) python3 -m avat3r.lift.train --generator $GEN --out /tmp/lift --seconds $TRAIN_S --device cuda \
-    --batch 24 --image-size 96 --preset small >> $LOG 2>&1
+    --batch 24 --image-size 96 --preset small --synth-identities 16 >> $LOG 2>&1
 echo "train rc=$? $((SECONDS - t0)) s" >> $LOG
 cp /tmp/lift/config.json /tmp/lift/model.safetensors /tmp/lift/log.jsonl $OUT/ 2>>$LOG
 timeout $BENCH_S python3 bench/lift.py --device cuda --generator $GEN --encoder /tmp/lift --weights $W \
