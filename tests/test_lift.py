@@ -15,7 +15,7 @@ from avat3r.generate.hub import save_generator
 from avat3r.lift import InvertConfig, LiftEncoder, encoder_preset
 from avat3r.lift.encoder import pose_features, w_statistics
 from avat3r.lift.hub import load_encoder, save_encoder
-from avat3r.lift.invert import correct_visible, encode, invert_photo, optimise_ws, synthesize
+from avat3r.lift.invert import correct_visible, encode, optimise_ws
 from avat3r.lift.route import lift_photo, lifted_views
 from avat3r.lift.train import TrainConfig, train_encoder
 
