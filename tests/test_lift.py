@@ -154,6 +154,10 @@ def test_lift_source_and_bad_inputs(tiny_gen, tmp_path):
         src.to_capture(str(blank), size=48, generator=G, mode="lift")
     with pytest.raises(InputError):
         src.to_capture(str(tmp_path / "missing.jpg"), size=48, generator=G, mode="lift")
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((24, 24, 3), 128, np.uint8)).save(tiny)
+    with pytest.raises(InputError, match="too small"):
+        src.to_capture(str(tiny), size=48, generator=G, mode="lift")
 
 
 def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_path):
