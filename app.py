@@ -565,11 +565,14 @@ def live_viewer_html(scene: Path | None = None) -> str:
     if not viewer_installed():
         return ("<p id='live-missing'>The live 3D viewer is not installed: run <code>npm ci --prefix demo/viewer</code> "
                 "(see README) and restart the app.</p>")
-    src = _static_url(VIEWER_DIR / "viewer.html")
-    if scene is not None:
-        from urllib.parse import quote
+    if scene is None:  # no iframe until there is a scene: Spark + three are ~5 MB of JavaScript that a same-origin
+        # iframe parses on the page's own main thread, so loading them with the page slows every click on it
+        return (f"<div id='live-placeholder' style='height:{LIVE_HEIGHT}px;display:flex;align-items:center;"
+                "justify-content:center;border-radius:8px;background:#1b1b1f;color:#ccc'>No avatar yet: create one, "
+                "then press “Open the live 3D viewer”.</div>")
+    from urllib.parse import quote
 
-        src += "?scene=" + quote(_static_url(scene), safe="/=")
+    src = _static_url(VIEWER_DIR / "viewer.html") + "?scene=" + quote(_static_url(scene), safe="/=")
     return (f"<iframe id='live-frame' src='{src}' title='Avat3r live 3D viewer' style='width:100%;height:{LIVE_HEIGHT}px;"
             "border:0;border-radius:8px;background:#1b1b1f' allow='fullscreen'></iframe>")
 

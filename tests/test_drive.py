@@ -145,3 +145,63 @@ def test_cut_to_another_person(realdata, regressor, tmp_path):
     cut = _video(tmp_path / "cut.mp4", frames)
     with pytest.raises(InputError, match="another person"):
         drive_video(cut, regressor=load_regressor(regressor))
+
+
+def test_synthetic_lids_follow_the_rig():
+    """The rig closes the lids with opacity, so the training landmarks get the lid edge from its formula: a blink
+    brings the upper lid down (by the lid's height, several mm) and the lower one up, on the blinking side only."""
+    from avat3r.data.expressions import expression
+    from avat3r.data.synthheads import get_rig
+    from avat3r.drive.synth import lid_offsets
+    from avat3r.frontend.landmark_template import landmark_template
+
+    neutral = np.asarray(landmark_template(), np.float64)  # any plausible 68 points in the head frame
+    codes = np.stack([expression(), expression(blink_left=1.0), expression(eye_wide=1.0)])
+    off = lid_offsets(get_rig(1000000).identity, neutral, codes)
+    left = slice(42, 48) if neutral[42:48, 0].mean() > 0 else slice(36, 42)  # +x: the subject's left
+    right = slice(36, 42) if left.start == 42 else slice(42, 48)
+    assert np.abs(off[0]).max() == 0
+    down, up = -off[1, left][[1, 2], 1], off[1, left][[4, 5], 1]  # upper lid comes down, lower lid up a little
+    assert (down > 0.004).all() and (up > 0).all() and (up < down).all()
+    assert np.abs(off[1, left][[0, 3]]).max() == 0  # the corners stay
+    assert np.abs(off[1, right]).max() == 0
+    assert (off[2, left][[1, 2], 1] > 0.001).all()  # eyes wide: the upper lid goes up
+
+
+def test_shipped_regressor_recovers_synthetic_codes():
+    """weights/drive on a SynthHeads identity it never saw (test split), under random head poses and cameras:
+    clearly better than always answering neutral, and near 0 on neutral faces."""
+    from avat3r.data.identity import split_seeds
+    from avat3r.drive.regressor import load_regressor
+    from avat3r.drive.synth import landmark_gaussians
+    from avat3r.drive.train import make_samples
+
+    reg = load_regressor()
+    seed = int(split_seeds("test")[0])
+    idx = landmark_gaussians(seed)
+    assert idx is not None
+    feats, codes, _ = make_samples(seed, idx, 60, np.random.default_rng(3))
+    pred = reg.predict(feats)
+    mae, zero = np.abs(pred - codes).mean(), np.abs(codes).mean()
+    assert mae < 0.75 * zero, (mae, zero)
+    rest = ~codes.any(1)
+    assert rest.any() and np.abs(pred[rest]).mean() < 0.1
+
+
+def test_zero_frame_and_too_long_driving_videos(realdata, regressor, tmp_path):
+    """A container without a single video frame (audio only; a video stream of 0 frames): a clear message. A video
+    longer than the bound: only the first frames are read, and the report says so."""
+    import imageio_ffmpeg
+
+    from avat3r.drive.regressor import load_regressor
+    from avat3r.drive.video import drive_video
+
+    reg = load_regressor(regressor)
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    for name, src in (("audio.mp4", ["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.5", "-c:a", "aac"]),
+                      ("zero.mp4", ["-f", "lavfi", "-i", "color=c=gray:s=64x64:r=25", "-frames:v", "0"])):
+        subprocess.run([ff, "-y", "-loglevel", "error", *src, str(tmp_path / name)], check=True, timeout=60)
+        with pytest.raises(InputError, match="cannot decode this video .no readable video stream, or 0 frames"):
+            drive_video(tmp_path / name, regressor=reg)
+    res = drive_video(realdata / D0, regressor=reg, max_frames=4)  # d0.mp4 has 78 frames
+    assert len(res.codes) == 4 and any("only the first 4 were used" in line for line in res.report), res.report

@@ -98,9 +98,7 @@ def _drag(page, box, dx: float) -> None:
     page.mouse.up()
 
 
-@pytest.mark.skipif(os.environ.get("AVAT3R_APP_VIEWER_TEST") != "1",
-                    reason="passed 2 of 4 runs; twice (load ~37 on 2 cores) the iframe stayed at 'loading' for 300 s, "
-                           "cause not found yet: run with AVAT3R_APP_VIEWER_TEST=1")
+@pytest.mark.slow  # ~50 s on a free 2-core machine, most of it starting the app (gradio import) and its page
 def test_live_viewer_in_app(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     from app_fixtures import AppServer, make_tiny_checkpoint
@@ -113,6 +111,10 @@ def test_live_viewer_in_app(tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            seen: list[str] = []  # what the page and the iframe said and what failed to load: for a stall's message
+            page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}"[:300]))
+            page.on("requestfailed", lambda r: seen.append(f"request failed: {r.url[-120:]} {r.failure}"))
+            t0 = time.time()
             page.goto(srv.url)
             page.wait_for_selector("#create-btn", timeout=60_000)
             page.click("#example input")
@@ -120,15 +122,21 @@ def test_live_viewer_in_app(tmp_path):
             page.wait_for_selector("#upload :text('synth_')", timeout=120_000)
             page.click("#create-btn")
             page.wait_for_selector("#viewer canvas", timeout=180_000)
-            page.click("#live-btn")
+            frame = None
             try:
+                page.click("#live-btn", timeout=120_000)
                 page.wait_for_selector("#live-frame[src*='scene=']", timeout=180_000)
                 frame = page.locator("#live-frame").element_handle().content_frame()
                 _wait_ready(frame)
-            except Exception:
+            except Exception as e:  # noqa: BLE001  (say where it stopped, with what the page showed)
                 page.screenshot(path=str(out / "viewer_app_failure.png"), full_page=True)
-                raise AssertionError(f"the live viewer did not come up; see {out / 'viewer_app_failure.png'}\n"
-                                     f"server log:\n{srv.read_log()}") from None
+                try:
+                    st = _viewer_state(frame) if frame is not None else "no iframe with a scene"
+                except Exception as e2:  # noqa: BLE001
+                    st = f"unreadable ({e2})"
+                raise AssertionError(f"the live viewer did not come up after {time.time() - t0:.0f} s ({type(e).__name__}: "
+                                     f"{str(e).splitlines()[0]}); viewer state: {st}; see {out / 'viewer_app_failure.png'}\n"
+                                     "page:\n" + "\n".join(seen[-20:]) + f"\nserver log:\n{srv.read_log()}") from None
             frame.click("#play")  # pause the preset clip: only the drag moves the image now
             frame.wait_for_function("() => !window.avat3rViewer.playing")
             iframe = page.locator("#live-frame")

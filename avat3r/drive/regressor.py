@@ -24,7 +24,8 @@ __all__ = ["DriveRegressor", "RegressorConfig", "default_regressor_dir", "load_r
 @dataclass
 class RegressorConfig:
     """feature_dim: 136 (68 landmarks x 2); hidden: MLP width; names: the code dims predicted (in order);
-    lo/hi: their ranges (outputs are clipped); feature_scale: features are divided by it (metres)."""
+    lo/hi: their ranges (outputs are clipped); feature_scale: features are divided by it (metres); dropout: during
+    training only (the regressor must generalise across identities from a dozen)."""
 
     feature_dim: int = 136
     hidden: int = 256
@@ -32,6 +33,7 @@ class RegressorConfig:
     lo: list = field(default_factory=list)
     hi: list = field(default_factory=list)
     feature_scale: float = 0.003
+    dropout: float = 0.0
 
 
 class DriveRegressor(nn.Module):
@@ -39,8 +41,9 @@ class DriveRegressor(nn.Module):
         super().__init__()
         self.config = config
         c = len(config.names)
-        self.net = nn.Sequential(nn.Linear(config.feature_dim, config.hidden), nn.GELU(),
-                                 nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, c))
+        h, p = config.hidden, config.dropout
+        self.net = nn.Sequential(nn.Linear(config.feature_dim, h), nn.GELU(), nn.Dropout(p),
+                                 nn.Linear(h, h), nn.GELU(), nn.Dropout(p), nn.Linear(h, c))
         self.register_buffer("lo", torch.tensor(config.lo, dtype=torch.float32))
         self.register_buffer("hi", torch.tensor(config.hi, dtype=torch.float32))
 

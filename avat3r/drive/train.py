@@ -3,7 +3,9 @@
 Data (``avat3r.drive.synth``): for each training identity, its landmark Gaussians (dlib on a frontal neutral
 render), then random expression codes (the SynthHeads sampler) -> 3D landmarks -> a random head pose and camera
 -> 2D landmarks + 0.6 px noise -> pose-free features, minus the same identity's neutral features seen under
-another random pose (what the driver's calibration does with the first frames). Target: the code without gaze
+a few near-frontal neutral frames (what the driver's calibration does with the first frames). Each landmark's motion is scaled
+by a random factor in [0.75, 1.25] per sample: where a landmark sits on the rig differs between identities (and
+between dlib and the rig), and the regressor must not learn one identity's attachment. Target: the code without gaze
 (landmarks do not see the eyes' direction). Validation on held-out identities; the card records everything.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -25,19 +28,21 @@ DRIVEN = [n for n in EXPRESSION_NAMES if not n.startswith("gaze")]
 
 
 def make_samples(seed: int, index: np.ndarray, n: int, rng: np.random.Generator, noise_px: float = 0.6,
-                 n_neutral: int = 6):
+                 n_neutral: int = 6, jitter: float = 0.25):
     """-> (features [n, 136] minus neutral, codes [n, C_driven], poses [n, 3])."""
     codes = sample_expressions(rng, n).astype(np.float32)
     codes[: max(1, n // 10)] = 0  # some neutral frames: the driver must return zeros at rest
     pts = synth_landmarks(seed, index, np.concatenate([np.zeros((1, codes.shape[1]), np.float32), codes]))
-    neutral = []
-    for _ in range(n_neutral):
-        K, T, _ = random_head_pose(rng)
-        neutral.append(landmark_features(project(pts[0], K, T) + rng.normal(0, noise_px, (68, 2)), K)[0])
+    def calibration():  # the driver's: the median of the first frames' features (here 5, each with a slight pose)
+        return np.median([landmark_features(project(pts[0], K, T) + rng.normal(0, noise_px, (68, 2)), K)[0]
+                          for K, T, _ in (random_head_pose(rng, 5, 5, 3) for _ in range(5))], 0)
+
+    neutral = [calibration() for _ in range(n_neutral)]
     feats, poses = [], []
     for i in range(n):
         K, T, pose = random_head_pose(rng)
-        f, _ = landmark_features(project(pts[i + 1], K, T) + rng.normal(0, noise_px, (68, 2)), K)
+        p = pts[0] + (pts[i + 1] - pts[0]) * rng.uniform(1 - jitter, 1 + jitter, (68, 1))
+        f, _ = landmark_features(project(p, K, T) + rng.normal(0, noise_px, (68, 2)), K)
         feats.append(f - neutral[rng.integers(n_neutral)])
         poses.append(pose)
     keep = [EXPRESSION_NAMES.index(k) for k in DRIVEN]
@@ -51,6 +56,8 @@ def _samples_job(job):
 
 
 def main(argv=None) -> None:
+    from pathlib import Path
+
     from ..data.identity import split_seeds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,6 +67,9 @@ def main(argv=None) -> None:
     ap.add_argument("--samples", type=int, default=300, help="samples per identity")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--correspondences", default=None, help="npz {seed: [68] indices} from an earlier run")
+    ap.add_argument("--weight-decay", type=float, default=1e-2)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--samples-cache", default=None, help="npz of made samples: read when it exists, else written")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=1, help="processes making training samples (one identity each)")
     args = ap.parse_args(argv)
@@ -81,15 +91,23 @@ def main(argv=None) -> None:
 
     train_ids, val_ids = identities("train", args.identities), identities("validation", args.val_identities)
     t_corr = time.time() - t0
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # the landmark Gaussians used, for --correspondences
+    np.savez(Path(args.out) / "correspondences.npz", **{str(s): idx for s, idx in train_ids + val_ids})
     jobs = [(s, idx, args.samples, k) for k, (s, idx) in enumerate(train_ids)]
     jobs += [(s, idx, args.samples // 2, 1000 + k) for k, (s, idx) in enumerate(val_ids)]
-    if args.jobs > 1:  # one identity per process (building an identity's rig dominates the cost)
+    cache = Path(args.samples_cache) if args.samples_cache else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            made = [(z[f"f{s}"], z[f"c{s}"], z[f"p{s}"]) for s, *_ in jobs]
+    elif args.jobs > 1:  # one identity per process (building an identity's rig dominates the cost)
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             made = pool.map(_samples_job, jobs)
     else:
         made = [_samples_job(j) for j in jobs]
+    if cache is not None and not cache.is_file():
+        np.savez(cache, **{f"{k}{s}": m[i] for (s, *_), m in zip(jobs, made) for i, k in enumerate("fcp")})
     data, val = made[: len(train_ids)], made[len(train_ids):]
     x = torch.tensor(np.concatenate([d[0] for d in data]))
     y = torch.tensor(np.concatenate([d[1] for d in data]))
@@ -98,9 +116,9 @@ def main(argv=None) -> None:
     t_data = time.time() - t0 - t_corr
     lo = [-1.0 if n.startswith("gaze") else 0.0 for n in DRIVEN]
     hi = [1.0] * len(DRIVEN)
-    cfg = RegressorConfig(names=DRIVEN, lo=lo, hi=hi, feature_scale=float(x.abs().mean()) * 3)
-    model = DriveRegressor(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    cfg = RegressorConfig(names=DRIVEN, lo=lo, hi=hi, feature_scale=float(x.abs().mean()) * 3, dropout=args.dropout)
+    model = DriveRegressor(cfg).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     g = torch.Generator().manual_seed(0)
     for step in range(args.steps):
@@ -118,15 +136,19 @@ def main(argv=None) -> None:
     card = {
         "what": "driving regressor: pose-free dlib landmark features minus neutral -> SynthHeads expression code",
         "trained_on": f"SynthHeads, {len(train_ids)} train identities x {args.samples} random expressions, random head "
-                      "pose (yaw +-30, pitch +-15, roll +-10 deg) and camera, 0.6 px landmark noise; landmarks carried "
-                      "by rig Gaussians found with dlib on a frontal neutral render",
+                      "pose (yaw +-30, pitch +-15, roll +-10 deg) and camera (face 110-330 px wide in 512 px), 0.6 px "
+                      "landmark noise, each landmark's motion scaled by U(0.75, 1.25); landmarks carried by rig "
+                      "Gaussians found with dlib on a frontal neutral render, eyelid edges from the rig's lid formula",
         "train_identities": [s for s, _ in train_ids], "validation_identities": [s for s, _ in val_ids],
-        "steps": args.steps, "batch": 256, "machine": f"CPU, {args.threads} threads, {args.jobs} sample processes "
-                                                        "(a 2-core machine shared with other jobs)",
+        "steps": args.steps, "batch": 256, "weight_decay": args.weight_decay, "dropout": args.dropout,
+        "samples_per_identity": args.samples,
+        "command": "python -m avat3r.drive.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": f"CPU, {args.threads} threads, {args.jobs} sample processes (a 2-core machine shared with other jobs)",
         "seconds": {"correspondences": round(t_corr, 1), "data": round(t_data, 1), "total": round(time.time() - t0, 1)},
         "validation_mae_per_dim": {n: round(float(e), 4) for n, e in zip(DRIVEN, err_v)},
         "validation_mae": round(float(err_v.mean()), 4), "train_mae": round(float(err_t.mean()), 4),
         "validation_mae_always_zero": round(float(yv.abs().mean()), 4),
+        "validation_mae_per_dim_always_zero": {n: round(float(e), 4) for n, e in zip(DRIVEN, yv.abs().mean(0))},
     }
     (out / "training.json").write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps(card, indent=1))

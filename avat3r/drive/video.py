@@ -86,7 +86,8 @@ def video_meta(path) -> tuple[float, int]:
         with imageio.get_reader(Path(path), format="FFMPEG") as r:
             meta = r.get_meta_data()
     except Exception:  # noqa: BLE001
-        raise InputError(f"{Path(path).name}: cannot decode this video; use an mp4 (H.264) file") from None
+        raise InputError(f"{Path(path).name}: cannot decode this video (no readable video stream, or 0 frames); "
+                         "use an mp4 (H.264) file") from None
     fps = float(meta.get("fps") or 25.0)
     n = int(round(float(meta.get("duration") or 0) * fps))
     return fps, n

@@ -6,13 +6,14 @@
 //   deltas.bin   float16 [C, N, 3]: centre motion per unit of each code dimension (linear expression basis)
 // Each frame: centres = base + sum_k z_k * delta_k for the current code z (a clip frame, or live slider values
 // sent by the page with postMessage({type: "avat3r-code", code: [...]})), written into Spark's packed splats.
-// State for tests and benchmarks: window.avat3rViewer = {ready, error, frames, updates, fps, playing, clip}.
+// State for tests and benchmarks: window.avat3rViewer = {ready, error, stage, frames, updates, fps, playing, clip}.
 
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { SparkRenderer, SplatMesh, PackedSplats, utils } from "@sparkjsdev/spark";
 
-const state = (window.avat3rViewer = { ready: false, error: null, frames: 0, updates: 0, fps: 0, playing: true, clip: null });
+const state = (window.avat3rViewer = { ready: false, error: null, stage: "modules loaded", frames: 0, updates: 0, fps: 0,
+  playing: true, clip: null });
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
@@ -39,6 +40,7 @@ async function main() {
   const sceneUrl = params.get("scene");
   if (!sceneUrl) return fail("No avatar yet: create one, then press “Open the live 3D viewer”.");
   const base = new URL(sceneUrl, location.href);
+  state.stage = "fetching the scene";
   const scene = await (await fetch(base)).json();
   const n = scene.count, c = scene.dims;
   const [baseBuf, deltaBuf] = await Promise.all([
@@ -47,6 +49,7 @@ async function main() {
   if (attrs.length !== n * 14) throw new Error(`base.bin holds ${attrs.length / 14} splats, scene.json says ${n}`);
   const halves = new Uint16Array(deltaBuf);
   if (halves.length !== c * n * 3) throw new Error(`deltas.bin does not match ${c} dims x ${n} splats`);
+  state.stage = "building the splats";
   const table = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) table[h] = halfToFloat(h);
   const deltas = new Float32Array(halves.length);
@@ -171,6 +174,7 @@ async function main() {
     }
   });
   $("msg").style.display = "none";
+  state.stage = "running";
   state.ready = true;
 }
 

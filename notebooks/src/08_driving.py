@@ -11,7 +11,7 @@
 # 3. **pose-free features**: what the rigid template cannot explain, in metres in the head's axes, minus the
 #    person's neutral face (the first frames);
 # 4. **the code**: a small regressor trained on SynthHeads, where the true code is known (`weights/drive/`),
-#    smoothed over time with a One-Euro filter;
+#    smoothed over time with a One-Euro filter; how close it gets on faces it never saw;
 # 5. **the driven avatar**: the shipped model under those codes and poses.
 #
 # It uses a real talking-head clip from `../../shared/realdata` when present, else a still photo
@@ -28,7 +28,6 @@ import torch
 import avat3r
 from avat3r.drive.regressor import load_regressor
 from avat3r.drive.video import CALIBRATION_FRAMES, code_for_space, drive_video
-from avat3r.errors import CheckpointError
 from avat3r.io.video import write_video
 
 torch.set_num_threads(2)
@@ -55,16 +54,7 @@ print("driving video:", video)
 # `CALIBRATION_FRAMES` frames with a face are the person's neutral: start a driving video with a relaxed face.
 
 # %%
-try:
-    reg = load_regressor()
-except CheckpointError as e:  # none is shipped yet (weights/drive/README.md): the chain runs, the codes mean nothing
-    from avat3r.data.expressions import EXPRESSION_NAMES
-    from avat3r.drive.regressor import DriveRegressor, RegressorConfig
-
-    names = [n for n in EXPRESSION_NAMES if not n.startswith("gaze")]  # gaze is not read from landmarks
-    print(f"NOTE: {e}\nUsing a RANDOM regressor of the shipped architecture: landmarks and poses below are real, "
-          "the expression codes are not.")
-    reg = DriveRegressor(RegressorConfig(names=names, lo=[0.0] * len(names), hi=[1.0] * len(names))).eval()
+reg = load_regressor()  # weights/drive: trained on SynthHeads (weights/drive/training.json says how)
 res = drive_video(video, regressor=reg, max_frames=N)
 print("\n".join(res.report))
 print(f"code extraction: {res.ms_per_frame:.0f} ms per frame; calibration frames: {CALIBRATION_FRAMES}")
@@ -124,3 +114,30 @@ for k, i in enumerate(pick):
     for ax in axes[:, k]:
         ax.axis("off")
 plt.show()
+
+# %% [markdown]
+# ## How good is the code? (SynthHeads, where the truth is known)
+#
+# On a real video there is no true code to compare with. On SynthHeads there is: `avat3r.drive.train.make_samples`
+# makes landmarks of a head the regressor never saw (the test split) under random expressions, head poses and
+# cameras, exactly as its training data was made. Per dimension: the regressor's mean error against always
+# answering "neutral" (the code is sparse, so that trivial answer is already close on most dimensions).
+# `bench/drive.py` measures the same through rendered, mp4-encoded video frames (docs/PERFORMANCE.md).
+
+# %%
+from avat3r.data.identity import split_seeds  # noqa: E402
+from avat3r.drive.synth import landmark_gaussians  # noqa: E402
+from avat3r.drive.train import make_samples  # noqa: E402
+
+seed = int(split_seeds("test")[0])
+feats, true, _ = make_samples(seed, landmark_gaussians(seed), 80, np.random.default_rng(0))
+pred = reg.predict(feats)
+err, zero = np.abs(pred - true).mean(0), np.abs(true).mean(0)
+x = np.arange(len(reg.config.names))
+plt.figure(figsize=(14, 3.5))
+plt.bar(x - 0.2, zero, 0.4, label="always neutral")
+plt.bar(x + 0.2, err, 0.4, label="regressor")
+plt.xticks(x, reg.config.names, rotation=60, ha="right")
+plt.ylabel("mean |error|"), plt.legend(), plt.title(f"SynthHeads identity {seed} (never seen), 80 random expressions")
+plt.show()
+print(f"mean error {err.mean():.3f} vs {zero.mean():.3f} for always-neutral")
