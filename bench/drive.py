@@ -9,7 +9,7 @@ poses), driven through the whole real path (mp4 -> dlib -> PnP -> features -> re
   with the avatar at neutral expression (pose only) as the baseline;
 - code-extraction time per frame.
 
-    PYTHONPATH=. python bench/drive.py --identities 2 --frames 8 --out docs/results/drive_synth.json
+    PYTHONPATH=. python bench/drive.py --identities 2 --frames 10 --size 256 --out docs/results/drive_synth.json
 """
 
 from __future__ import annotations
@@ -93,10 +93,13 @@ def main() -> None:
             nme.append(np.linalg.norm(la - ref, axis=1).mean() / iod * 100)
             nme_neutral.append(np.linalg.norm(lb - ref, axis=1).mean() / iod * 100)
         print(f"identity {ident}: done", flush=True)
+        summary(errs, zero_errs, nme, nme_neutral, ms, pipe.expression_space.names, args)  # written after each
+
+
+def summary(errs, zero_errs, nme, nme_neutral, ms, names, args) -> None:
     e, z = np.concatenate(errs), np.concatenate(zero_errs)
-    names = pipe.expression_space.names
     out = {
-        "identities": args.identities, "expression_frames": len(e), "split": "test",
+        "identities": len(errs), "expression_frames": len(e), "split": "test",
         "code_mae": round(float(e[:, :18].mean()), 4), "code_mae_always_neutral": round(float(z[:, :18].mean()), 4),
         "code_mae_per_dim": {n: round(float(v), 3) for n, v in zip(names[:18], e[:, :18].mean(0))},
         "code_mae_per_dim_always_neutral": {n: round(float(v), 3) for n, v in zip(names[:18], z[:, :18].mean(0))},
