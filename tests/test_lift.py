@@ -186,3 +186,19 @@ def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_
     assert rc == 0 and len(read_capture_folder(tmp_path / "native" / "capture")) == 1
     assert main(["-q", "lift", str(tmp_path / "nope.jpg"), "--mode", "lift", "--generator", str(d), "--weights", str(ckpt),
                  "-o", str(tmp_path / "x")]) == 2
+
+
+def test_lift_source_runs_inside_inference_mode(tiny_gen, target_view):
+    """Pipeline.reconstruct runs sources under torch.inference_mode (and may have loaded the generator there):
+    the lift still backpropagates."""
+    from avat3r.capture import Capture
+    from avat3r.generate.hub import load_generator
+    from avat3r.sources import get_source
+
+    d, _ = tiny_gen
+    img, mask, cam, _ = target_view
+    with torch.inference_mode():
+        G = load_generator(d, cache=False)
+        view = Capture(img[None].astype(np.float32), cam, ["photo"], mask[None].astype(np.float32))
+        res = get_source("lift").to_capture(view, size=48, generator=G, invert=InvertConfig(steps=2, render_size=32))
+    assert len(res.capture) == 4 and any("optimised w+ for 2 steps" in line for line in res.report)

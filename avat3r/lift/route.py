@@ -60,6 +60,22 @@ def load_lift_models(generator=None, encoder=None, device="cpu"):
     return G, encoder
 
 
+def _autograd_ready(m):
+    """The module with its inference-mode tensors (a model loaded inside ``torch.inference_mode``, e.g. by
+    ``Pipeline.reconstruct``, and cached) replaced by ordinary copies in place, so the lift can backpropagate."""
+    if m is None:
+        return m
+    with torch.inference_mode(False), torch.no_grad():
+        for mod in m.modules():
+            for name, p in list(mod._parameters.items()):
+                if p is not None and p.is_inference():
+                    mod._parameters[name] = torch.nn.Parameter(p.clone(), requires_grad=p.requires_grad)
+            for name, b in list(mod._buffers.items()):
+                if b is not None and b.is_inference():
+                    mod._buffers[name] = b.clone()
+    return m
+
+
 @torch.no_grad()
 def lifted_views(G, out: dict, size: int, render_size: int | None = None) -> tuple[np.ndarray, np.ndarray, Cameras, list[str]]:
     """The lifted head from the four input views -> (images [4, S, S, 3], masks [4, S, S], Cameras, names).
@@ -100,7 +116,9 @@ def lift_photo(photo, *, size: int = 256, generator=None, encoder=None, config: 
         res = photo_view(photo, size, frontend)
         view, report = res.capture, list(res.report)
     tick(0.15, "loading the generator and the lift encoder")
-    G, enc = load_lift_models(generator, encoder)
+    with torch.inference_mode(False):  # Pipeline.reconstruct runs sources in inference mode; the lift needs autograd
+        G, enc = load_lift_models(generator, encoder)
+        G, enc = _autograd_ready(G), _autograd_ready(enc)
     if config is None:
         config = InvertConfig.for_device(G.template_points.device)
     with torch.inference_mode(False):
