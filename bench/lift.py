@@ -122,7 +122,7 @@ def run_synth(pipe, G, enc, cfg, n: int, input_azimuth: float, log) -> dict:
     return {"rows": rows, "mean": _summary(rows)}
 
 
-def run_portraits(pipe, G, enc, cfg, paths, out_dir: Path, log) -> dict:
+def run_portraits(pipe, G, enc, cfg, paths, out_dir: Path, log, native_only: bool = False) -> dict:
     from avat3r.cameras import orbit_camera
     from avat3r.errors import Avat3rError
     from avat3r.frontend.pose import azimuth_elevation
@@ -144,19 +144,24 @@ def run_portraits(pipe, G, enc, cfg, paths, out_dir: Path, log) -> dict:
         cam = view.cameras[:1]
         az0, el0 = azimuth_elevation(cam.world_to_cam[0].double().numpy())
         row = {"photo": name, "azimuth": round(az0, 1), "elevation": round(el0, 1)}
-        avatars, lr, _ = _three_avatars(pipe, G, enc, cfg, view)
-        tiles = [view.images[0], _resize_square(lr.render_after, size)]
+        if native_only:
+            avatars, tiles, plan = {"native": pipe.reconstruct(view)}, [view.images[0]], (("native", (-30.0, 0.0, 30.0)),)
+        else:
+            avatars, lr, _ = _three_avatars(pipe, G, enc, cfg, view)
+            tiles = [view.images[0], _resize_square(lr.render_after, size)]
+            plan = (("lift", (-30.0, 0.0, 30.0)), ("lift+photo", (-30.0, 30.0)), ("native", (-30.0, 30.0)))
         for mode, avatar in avatars.items():
             row[f"{mode}_front"] = masked_psnr(_f(avatar.render(cam)), view.images[0], view.masks[0])
-        for mode, angles in (("lift", (-30.0, 0.0, 30.0)), ("lift+photo", (-30.0, 30.0)), ("native", (-30.0, 30.0))):
+        for mode, angles in plan:
             tiles += [_f(avatars[mode].render(orbit_camera(az0 + a, 5.0, size))) for a in angles]
         rows.append(row)
         grid.append(np.concatenate(tiles, 1))
         log(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}))
     if grid:
         save_image(out_dir / "portraits.png", np.concatenate(grid, 0))
-    ok = [r for r in rows if "lift_front" in r]
-    mean = {k: round(float(np.mean([r[k] for r in ok])), 2) for k in ("lift_front", "lift+photo_front", "native_front")} if ok else {}
+    ok = [r for r in rows if "native_front" in r]
+    keys = [k for k in ("lift_front", "lift+photo_front", "native_front") if ok and k in ok[0]]
+    mean = {k: round(float(np.mean([r[k] for r in ok])), 2) for k in keys}
     return {"rows": rows, "mean": mean}
 
 
@@ -205,12 +210,13 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="bench_out/lift")
     p.add_argument("--json", default=None)
     p.add_argument("--no-timing", action="store_true")
+    p.add_argument("--native-only", action="store_true", help="portraits: native V = 1 only (no generator needed)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dev = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = load_pipeline(a.weights, device=dev)
-    G, enc = load_lift_models(a.generator, a.encoder, device=dev)
+    G, enc = (None, None) if a.native_only else load_lift_models(a.generator, a.encoder, device=dev)
     if a.no_encoder:
         enc = None
     cfg = InvertConfig.for_device(dev)
@@ -223,23 +229,23 @@ def main(argv=None) -> dict:
 
     res = {"machine": {"device": dev, "gpu": torch.cuda.get_device_name(0) if dev.startswith("cuda") else None,
                        "cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
-           "generator": G.config.preset, "encoder": enc is not None, "invert": dict(vars(cfg)),
+           "generator": None if G is None else G.config.preset, "encoder": enc is not None, "invert": dict(vars(cfg)),
            "input_azimuth": a.input_azimuth}
     def save():  # after every section: a run cut short by a time limit still leaves what it measured
         if a.json:
             Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
 
-    if a.identities > 0:
+    if a.identities > 0 and not a.native_only:
         res["synthheads"] = run_synth(pipe, G, enc, cfg, a.identities, a.input_azimuth, log)
         log("synthheads mean: " + json.dumps(res["synthheads"]["mean"]))
         save()
     paths = [REALDATA / q for q in PORTRAITS[: a.portraits] if (REALDATA / q).exists()]
-    if paths and not a.no_timing:
+    if paths and not a.no_timing and not a.native_only:
         res["timing"] = run_timing(pipe, G, enc, cfg, paths[0])
         log("timing: " + json.dumps(res["timing"]))
         save()
     if paths:
-        res["portraits"] = run_portraits(pipe, G, enc, cfg, paths, out, log)
+        res["portraits"] = run_portraits(pipe, G, enc, cfg, paths, out, log, a.native_only)
         log("portraits mean: " + json.dumps(res["portraits"]["mean"]))
         save()
     return res
