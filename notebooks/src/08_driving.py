@@ -122,7 +122,9 @@ plt.show()
 # makes landmarks of a head the regressor never saw (the test split) under random expressions, head poses and
 # cameras, exactly as its training data was made. Per dimension: the regressor's mean error against always
 # answering "neutral" (the code is sparse, so that trivial answer is already close on most dimensions).
-# `bench/drive.py` measures the same through rendered, mp4-encoded video frames (docs/PERFORMANCE.md).
+# These landmarks are carried by the rig, as in training. Through rendered, mp4-encoded video frames and dlib
+# (`bench/drive.py`) it does worse, worse than always-neutral once the head turns by 6-12 degrees (the eye
+# dimensions flip): docs/DRIVE.md says what was measured and what would fix it.
 
 # %%
 from avat3r.data.identity import split_seeds  # noqa: E402
