@@ -74,6 +74,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="checkpoint directory or Hub repo id (default: $AVAT3R_WEIGHTS or the shipped weights/)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--cameras", default=None, help="cameras.json for the photos (views in the order of the photos); estimated when omitted")
+    p.add_argument("--refine", default=None, choices=["auto", "off", "rays", "rays_hf"],
+                   help="test-time ray alignment of the Gaussians (docs/eval/refine.md; default: the pipeline's)")
 
 
 def _add_view_args(p: argparse.ArgumentParser, size: int = 256) -> None:
@@ -163,7 +165,10 @@ def _load(args):
 
     if getattr(args, "inputs", None) or getattr(args, "source", None):
         _inputs(args)  # a missing input file is reported before the model loads
-    return load_pipeline(args.weights, device=_device(args.device))
+    from .pipeline import PipelineConfig
+
+    cfg = PipelineConfig(refine=args.refine) if getattr(args, "refine", None) else PipelineConfig()
+    return load_pipeline(args.weights, device=_device(args.device), config=cfg)
 
 
 def _reconstruct(args, pipe):

@@ -57,7 +57,7 @@ class PipelineConfig:
     trained with (None: the checkpoint's); max_views: views given to the network (chosen spread out around the
     head); fit: how a posed capture is fitted to the model's input size (``FIT_POLICIES``); frontend: the front
     end's settings for photos and videos (``avat3r.frontend.FrontendConfig``; None: its defaults); refine: the
-    test-time ray alignment of the Gaussians (``avat3r.model.refine``: "off", "rays", "rays_hf")."""
+    test-time ray alignment of the Gaussians (``avat3r.model.refine.REFINE_MODES``)."""
 
     weights: str | None = None
     device: str | None = None
@@ -482,7 +482,9 @@ class Avatar:
 
     def _alignment(self):
         """[V, H, W, 3] offsets added to every expression's means, or None when refine is "off"."""
-        mode = self.pipeline.pipeline_config.refine
+        from .model.refine import resolve_refine
+
+        mode = resolve_refine(self.pipeline.pipeline_config.refine, len(self.capture))
         if mode == "off":
             return None
         if self._delta is None:
