@@ -900,6 +900,88 @@ def _lift_tab(state, viewer, ply_file) -> None:
         concurrency_limit=1, concurrency_id="model")
 
 
+# ---- heads from a text prompt (text -> portrait -> Avat3r; docs/TEXT2IMG.md) ------------------------------------
+def prompt_unavailable() -> str | None:
+    """Why the 'From a text prompt' route cannot run here (no text-to-image model), or None."""
+    from avat3r.sources import get_source
+
+    return get_source("prompt").available()
+
+
+@GPU
+@friendly("Cannot make a head from this prompt")
+def generate_from_text(prompt, seed, steps, request: gr.Request = None, progress=gr.Progress()):
+    """Prompt + seed + steps -> (session state, portrait, Avat3r avatar viewer .ply, expression clip, report,
+    avatar .ply download)."""
+    from avat3r.errors import Avat3rError
+    from avat3r.pipeline import expression_sequence
+    from avat3r.text2img.pipeline import check_sampling
+    from avat3r.text2img.route import check_prompt, portrait_capture, text_portrait
+
+    t0 = time.time()
+    try:
+        check_prompt(prompt if isinstance(prompt, str) else "")
+        steps, _, seed = check_sampling(steps, 0.0, seed)  # refused before anything loads
+        _check_rate(request)
+        why = prompt_unavailable()
+        if why:
+            raise UserError(why, title="No text-to-image model")
+        progress(0.0, desc="loading the models")
+        pipe = get_pipeline()
+        portrait = text_portrait(prompt, seed=seed, steps=steps, progress=_progress_cb(progress, 0.05, 0.3))
+        cap, report = portrait_capture(portrait, pipe.image_size)
+        progress(0.35, desc="Avat3r: reconstructing from the portrait")
+        avatar = pipe.reconstruct(cap, source="capture", progress=_progress_cb(progress, 0.35, 0.6))
+    except Avat3rError as e:
+        raise _user_error(e) from None
+    work = _session_dir(request)
+    neutral = avatar.expression_code(None)
+    viewer = _viewer_ply(avatar, neutral, work, "neutral")
+    ply = str(avatar.save_ply(work / "avatar.ply"))
+    space = pipe.expression_space
+    keys = [k for k in ("neutral", "smile", "surprise") if k in space.presets] or list(space.presets)[:1]
+    frames = avatar.animation(expression_sequence(space, keys, 6), (20.0, 5.0), size=VIDEO_SIZE,
+                              progress=_progress_cb(progress, 0.65, 0.95))
+    clip = str(write_video_file(work / f"prompt_{uuid.uuid4().hex[:6]}.mp4", frames))
+    lines = report + list(avatar.report) + [f"prompt -> animated avatar in {time.time() - t0:.1f} s"]
+    state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
+    return state, (portrait.image * 255 + 0.5).clip(0, 255).astype("uint8"), viewer, clip, "\n".join(lines), ply
+
+
+def write_video_file(path: Path, frames) -> Path:
+    from avat3r.io.video import write_video
+
+    return write_video(path, frames, fps=12)
+
+
+def _prompt_tab(state, viewer, ply_file) -> None:
+    """The 'From a text prompt' tab: prompt, seed, steps; the portrait, then the animated avatar."""
+    from avat3r.limits import MAX_DIFFUSION_STEPS, MAX_PROMPT_CHARS, MAX_SEED
+
+    why = prompt_unavailable()
+    if why:
+        gr.Markdown(f"> {why}", elem_id="prompt-missing")
+    gr.Markdown("Our small model (trained here on SynthHeads) knows hair (bald, short, long, voluminous), hair colour, "
+                "skin (light, medium, dark), beard, stubble, moustache, glasses, sunglasses, hat, headband, "
+                "expressions (smiling, laughing, open mouth, surprised, eyes closed, angry, tongue out) and the view "
+                "(frontal, facing left/right). The portrait is lifted with one view (V = 1): the single-image "
+                "lifting route (GAN inversion -> 4 views) replaces it once installed.")
+    text = gr.Textbox(value="long blond hair, glasses, smiling", label="Prompt", max_length=MAX_PROMPT_CHARS,
+                      elem_id="t2i-prompt")
+    with gr.Row():
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed", elem_id="t2i-seed")
+        steps = gr.Slider(1, min(50, MAX_DIFFUSION_STEPS), value=20, step=1, label="denoising steps", elem_id="t2i-steps")
+    btn = gr.Button("Generate", variant="primary", elem_id="t2i-btn")
+    with gr.Row():
+        portrait = gr.Image(label="Portrait (64 x 64, our diffusion model)", interactive=False, height=300,
+                            elem_id="t2i-portrait")
+        clip = gr.Video(label="Avat3r avatar, animated", autoplay=True, loop=True, interactive=False, height=300,
+                        elem_id="t2i-clip")
+    rep = gr.Textbox(label="What was done", lines=4, interactive=False, elem_id="t2i-report")
+    btn.click(generate_from_text, inputs=[text, seed, steps], outputs=[state, portrait, viewer, clip, rep, ply_file],
+              api_name="generate_from_text", concurrency_limit=1, concurrency_id="model")
+
+
 def build_demo() -> gr.Blocks:
     cfg = read_config()
     examples = list_examples()
@@ -971,6 +1053,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Tab("4 · Drive with a video", id="drive"):
                         drive_src, drive_sbs, drive_btn, drive_report = drive_tab()
                     lift_tab = gr.Tab("5 · One photo", id="lift")
+                    text_tab = gr.Tab("6 · From a text prompt", id="text")
             with gr.Column(scale=6):
                 live_html, live_btn = live_viewer_panel()
                 viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")
@@ -983,6 +1066,8 @@ def build_demo() -> gr.Blocks:
             _gghead_tab(state, viewer, ply_file)
         with lift_tab:
             _lift_tab(state, viewer, ply_file)
+        with text_tab:
+            _prompt_tab(state, viewer, ply_file)
         example.change(example_files, inputs=example, outputs=files, api_name="example_files", queue=False)
         source.change(_source_widgets, inputs=source, outputs=[files, example, seed, prompt], queue=False, api_name=False)
         create_btn.click(create, inputs=[files, example, source, seed, prompt], outputs=[state, preview, report, viewer, ply_file], api_name="create",

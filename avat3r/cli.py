@@ -468,8 +468,38 @@ def _generate_avatar(seed: int, truncation: float, out_dir, *, generator=None, p
     return paths
 
 
+def cmd_generate_prompt(args) -> int:
+    """A text prompt -> portrait.png -> the Avat3r avatar (.ply, turntable, expression clip); docs/TEXT2IMG.md."""
+    from .pipeline import load_pipeline
+    from .text2img.pipeline import check_sampling
+    from .text2img.route import check_out_dir, check_prompt, generate_from_prompt, load_model
+
+    check_out_dir(args.out)
+    check_prompt(args.prompt)
+    check_sampling(1 if args.steps is None else args.steps, 0.0 if args.guidance is None else args.guidance, 0 if args.seed is None else args.seed)
+    kind, model = load_model(args.model, args.device)  # a missing model is reported before anything is written
+    if kind == "ours":
+        model.check_prompt(args.prompt)
+    pipe = load_pipeline(args.weights, device=args.device)
+    with _Bar("generate", args.quiet) as bar:
+        paths = generate_from_prompt(args.prompt, args.out, seed=args.seed or 0, steps=args.steps, guidance=args.guidance,
+                                     model=args.model, pipe=pipe, device=args.device, frames=args.frames,
+                                     frames_per_step=args.frames_per_step, video_size=args.size, progress=bar)
+    for line in paths["report"].read_text().splitlines()[1:]:
+        _say(args, f"  {line}")
+    for name, p in paths.items():
+        _say(args, f"wrote {p}  ({name})")
+    return 0
+
+
 def cmd_generate(args) -> int:
     """A GGHead head (seed, truncation) -> its .ply, the four views as a capture folder, the Avat3r avatar."""
+    if args.prompt is not None:
+        return cmd_generate_prompt(args)
+    if args.seed is None:
+        from .errors import InputError
+
+        raise InputError('avat3r generate needs --seed S (a GGHead head) or --prompt "..." (a head from text)')
     from .generate.avatar import check_request
     from .generate.hub import load_generator
     from .pipeline import load_pipeline
@@ -667,8 +697,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(s)
     s.set_defaults(func=cmd_synth)
 
-    g = sub.add_parser("generate", help="a GGHead head (seed) -> its .ply, 4 views (capture folder) and the animated Avat3r avatar")
-    g.add_argument("--seed", type=int, required=True, help="which head (0 .. 2^31-1)")
+    g = sub.add_parser("generate", help="a GGHead head (--seed) or a text prompt (--prompt) -> the animated Avat3r avatar")
+    g.add_argument("--seed", type=int, default=None, help="which head (0 .. 2^31-1); with --prompt: the portrait's seed (default 0)")
+    g.add_argument("--prompt", default=None, help='text -> portrait -> avatar, e.g. "long blond hair, glasses, smiling" '
+                   "(our small model knows hair, hair colour, skin, beard, glasses, hat, headband, expression, view words)")
+    g.add_argument("--steps", type=int, default=None, help="with --prompt: sampler steps (default 20; turbo models 2)")
+    g.add_argument("--guidance", type=float, default=None, help="with --prompt: classifier-free guidance (default 3; turbo 0)")
+    g.add_argument("--model", default=None, help="with --prompt: text-to-image model folder (default $AVAT3R_TEXT2IMG, "
+                   "weights/sd-turbo when present, else the shipped weights/text2img)")
     g.add_argument("--truncation", type=float, default=0.7, help="GGHead truncation psi in [0, 2] (default 0.7)")
     g.add_argument("-o", "--out", default="generated", help="output folder (default ./generated)")
     g.add_argument("--generator", default=None, help="GGHead weights directory or official .pkl (default $AVAT3R_GGHEAD_WEIGHTS or weights/gghead)")

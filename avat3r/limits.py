@@ -47,3 +47,9 @@ UPLOAD_MB_PER_MINUTE = 200          # bytes those uploads may carry per client p
 # -- generated heads (GGHead route) -----------------------------------------------------------------------
 MAX_SEED = 2**31 - 1                # seeds are 0 .. MAX_SEED (torch.Generator seeds; same head on every machine)
 TRUNCATION_RANGE = (0.0, 2.0)       # GGHead truncation psi: 0 = the average head, 1 = untruncated, >1 exaggerates
+
+# -- text prompts (the text -> portrait route) ------------------------------------------------------------
+MAX_PROMPT_CHARS = 300              # characters of one prompt
+MAX_PROMPT_WORDS = 40               # words of one prompt (the small model reads at most 24 tokens)
+MAX_DIFFUSION_STEPS = 100           # sampler steps per portrait
+MAX_GUIDANCE = 20.0                 # classifier-free guidance scale

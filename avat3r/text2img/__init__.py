@@ -1,0 +1,1 @@
+"""Text -> portrait (diffusion) for the text route: see docs/TEXT2IMG.md."""
