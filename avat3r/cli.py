@@ -476,7 +476,8 @@ def cmd_generate_prompt(args) -> int:
 
     check_out_dir(args.out)
     check_prompt(args.prompt)
-    check_sampling(1 if args.steps is None else args.steps, 0.0 if args.guidance is None else args.guidance, 0 if args.seed is None else args.seed)
+    check_sampling(1 if args.steps is None else args.steps, 0.0 if args.guidance is None else args.guidance,
+                   0 if args.seed is None else args.seed)
     kind, model = load_model(args.model, args.device)  # a missing model is reported before anything is written
     if kind == "ours":
         model.check_prompt(args.prompt)

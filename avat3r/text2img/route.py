@@ -99,11 +99,17 @@ def text_portrait(prompt: str, *, seed: int = 0, steps: int | None = None, guida
 
 
 def _lift_source():
-    """The single-image lifting source when it is installed and usable here, else None."""
+    """The single-image lifting source (avat3r.lift, docs/LIFT.md) when it is usable here (GGHead weights) and its
+    measured default mode is the lift itself, else None. Its "native" mode (the photo alone) would only redo, with a
+    face detector, the camera our portraits already have."""
     from ..sources import list_sources
 
+    try:
+        from ..lift.route import DEFAULT_MODE
+    except ImportError:
+        return None
     for s in list_sources():
-        if s.name == "lift" and s.available() is None:
+        if s.name == "lift" and s.available() is None and DEFAULT_MODE != "native":
             return s
     return None
 
@@ -119,7 +125,7 @@ def portrait_capture(portrait: Portrait, size: int = 256, progress: Progress | N
     report = list(portrait.report)
     photo = _resize(portrait.image, max(size, portrait.image.shape[0]))
     if lift is not None:
-        res = lift.to_capture(photo, size=size, progress=progress)
+        res = lift.to_capture(photo, size=size, progress=progress, mode="lift")
         return res.capture, report + ["lifted with the single-image route (GAN inversion -> views)"] + list(res.report)
     if portrait.kind == "real":
         res = get_source("photos").to_capture([photo], size=size, progress=progress)
@@ -133,8 +139,8 @@ def portrait_capture(portrait: Portrait, size: int = 256, progress: Progress | N
     cap = Capture(img[None], cam, ["portrait"], background_mask(img, BACKGROUND)[None],
                   meta={"source": "prompt", "prompt": portrait.prompt})
     return cap, report + [f"one view (V = 1) with the portrait model's {portrait.view} camera; the single-image "
-                          "lifting route (GAN inversion -> 4 views) is not installed here, so the back of the head "
-                          "is guessed by Avat3r alone"]
+                          "lifting route (avat3r.lift: GAN inversion -> 4 views) is not used (no GGHead weights, or its "
+                          "measured default is the photo alone), so the back of the head is guessed by Avat3r alone"]
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -37,7 +37,7 @@ def show(images, titles=None, size=2.0):
     fig, ax = plt.subplots(1, len(images), figsize=(size * len(images), size))
     for i, a in enumerate(np.atleast_1d(ax)):
         a.imshow(np.clip(images[i], 0, 1)); a.axis("off")
-        if titles: a.set_title(titles[i], fontsize=8)
+        a.set_title(titles[i] if titles else "", fontsize=8)
     plt.show()
 
 # %% [markdown]
