@@ -182,6 +182,7 @@ def test_real_snapshot_broken_component_is_checkpoint_error(tmp_path):
         load_text2img(snap, "cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(), reason="no shipped text2img weights")
 def test_shipped_model_denoises_and_follows_guidance():
     """The shipped model turns noise into smooth images (neighbouring pixels differ ~5x less than in the noise it
