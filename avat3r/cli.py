@@ -74,8 +74,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="checkpoint directory or Hub repo id (default: $AVAT3R_WEIGHTS or the shipped weights/)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--cameras", default=None, help="cameras.json for the photos (views in the order of the photos); estimated when omitted")
-    p.add_argument("--refine", default=None, choices=["auto", "off", "rays", "rays_hf"],
-                   help="test-time ray alignment of the Gaussians (docs/eval/refine.md; default: the pipeline's)")
+    p.add_argument("--refine", default=None, choices=["off", "rays", "rays_hf"],
+                   help="test-time ray alignment of the Gaussians: 'rays' sharpens captures whose views were taken at "
+                        "one moment (camera rigs, statues); off (default) for photos with different expressions "
+                        "(docs/eval/refine.md)")
 
 
 def _add_view_args(p: argparse.ArgumentParser, size: int = 256) -> None:

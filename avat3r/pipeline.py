@@ -482,9 +482,7 @@ class Avatar:
 
     def _alignment(self):
         """[V, H, W, 3] offsets added to every expression's means, or None when refine is "off"."""
-        from .model.refine import resolve_refine
-
-        mode = resolve_refine(self.pipeline.pipeline_config.refine, len(self.capture))
+        mode = self.pipeline.pipeline_config.refine
         if mode == "off":
             return None
         if self._delta is None:

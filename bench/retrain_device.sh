@@ -6,6 +6,8 @@
 #     every checkpoint; the full table (4, 1, 2 views + baselines) on the last checkpoint;
 #   - with GGHEAD_S > 0, GGHead training beside it on the same GPU (bench/gghead_device.sh, BUDGET=GGHEAD_S).
 # Returns: ckpt/ (the last checkpoint's shards), gg/ (GGHead fp16 weights), logs.tgz (everything else).
+# Budget: setup ~70 s (less with .gl/torch_ext.tgz) + TRAIN_S + ~40 s + FID_TIMEOUT must stay under the 600 s
+# command limit (session 4: TRAIN_S=360 + FID_TIMEOUT=100 ran past it and the logs were lost).
 #   TRAIN_S=280 GGHEAD_S=360 bash bench/retrain_device.sh
 # AUGMENT (train_device.sh) picks the augmentations, e.g. AUGMENT='{"preset":"real","color":false,"prob":0.5}';
 # SHIPPED_FID=0 skips re-measuring the shipped weights.

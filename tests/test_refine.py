@@ -107,12 +107,12 @@ def test_pipeline_refine_aligns_the_avatar_and_keeps_its_animation(ckpt, capture
         PipelineConfig(refine="yes")
 
 
-def test_auto_mode_and_cli_choices():
+def test_cli_choices():
     from avat3r.cli import build_parser
-    from avat3r.model.refine import REFINE_MODES, resolve_refine
+    from avat3r.model.refine import REFINE_MODES
+    from avat3r.pipeline import PipelineConfig
 
-    assert resolve_refine("auto", 1) == "off" and resolve_refine("auto", 4) == "rays"
-    assert resolve_refine("rays_hf", 1) == "rays_hf"
+    assert PipelineConfig().refine == "off"  # measured: docs/eval/refine.md
     create = build_parser().parse_args(["reconstruct", "x.jpg", "--refine", "rays_hf"])
     assert create.refine == "rays_hf"
     action = next(a for a in build_parser()._subparsers._group_actions[0].choices["reconstruct"]._actions if a.dest == "refine")

@@ -7,7 +7,6 @@ as blur, and from four views as ghosting. The alignment measures that drift once
 removes it from every expression, so that what the network animates (the change between expressions) is kept.
 
 Modes (``REFINE_MODES``):
-    "auto"     "rays" from two views on, "off" for one (where it was measured: docs/eval/refine.md);
     "off"      the network's Gaussians as they are;
     "rays"     the whole sideways drift of the neutral Gaussians is removed (each lands on its pixel's ray, at the
                depth the network chose);
@@ -25,22 +24,15 @@ from ..cameras import Cameras, pixel_rays
 from ..errors import InputError
 from .heads import GaussianMaps
 
-__all__ = ["REFINE_MODES", "check_refine", "resolve_refine", "ray_alignment", "align_maps"]
+__all__ = ["REFINE_MODES", "check_refine", "ray_alignment", "align_maps"]
 
-REFINE_MODES = ("auto", "off", "rays", "rays_hf")
+REFINE_MODES = ("off", "rays", "rays_hf")
 
 
 def check_refine(mode: str) -> str:
     if mode not in REFINE_MODES:
         raise InputError(f"refine must be one of {', '.join(REFINE_MODES)}, got {mode!r}")
     return mode
-
-
-def resolve_refine(mode: str, num_views: int) -> str:
-    """"auto" -> the mode used for ``num_views`` input views; any other mode as it is."""
-    if check_refine(mode) != "auto":
-        return mode
-    return "rays" if num_views >= 2 else "off"
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -58,8 +50,7 @@ def ray_alignment(means: torch.Tensor, mask: torch.Tensor, cameras: Cameras, mod
                   sigma_px: float = 6.0) -> torch.Tensor:
     """means [V, H, W, 3] (world), mask [V, H, W] (kept pixels), cameras: the V input cameras (any size: rays are
     cast at the maps' H x W) -> delta [V, H, W, 3] to add to the means of every expression (zeros for "off")."""
-    mode = resolve_refine(mode, means.shape[0])
-    if mode == "off":
+    if check_refine(mode) == "off":
         return torch.zeros_like(means)
     V, H, W, _ = means.shape
     cams = cameras.to(means.device)
