@@ -1049,11 +1049,11 @@ def build_demo() -> gr.Blocks:
                                 azimuth = gr.Slider(-90, 90, value=20, step=5, label="view azimuth (°)")
                                 elevation = gr.Slider(-30, 45, value=5, step=5, label="view elevation (°)")
                             play_btn = gr.Button("Play", variant="primary", elem_id="play-btn")
-                    gen_tab = gr.Tab("3 · Generate a head", id="generate")
-                    with gr.Tab("4 · Drive with a video", id="drive"):
+                    gen_tab = gr.Tab("3 · Generate", id="generate")
+                    with gr.Tab("4 · Drive", id="drive"):
                         drive_src, drive_sbs, drive_btn, drive_report = drive_tab()
                     lift_tab = gr.Tab("5 · One photo", id="lift")
-                    text_tab = gr.Tab("6 · From a text prompt", id="text")
+                    text_tab = gr.Tab("6 · Text", id="text")
             with gr.Column(scale=6):
                 live_html, live_btn = live_viewer_panel()
                 viewer = gr.Model3D(label="3D avatar (drag to orbit, scroll to zoom)", height=460, elem_id="viewer")

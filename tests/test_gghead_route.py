@@ -131,3 +131,21 @@ def test_training_runs_and_resumes(tmp_path):
     assert G.config.preset == "tiny" and torch.isfinite(G.sample(0)["maps"]).all()
     rec = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert rec and {"loss_g", "loss_d", "r1", "img_s"} <= set(rec[0])
+
+
+def test_unavailable_message_names_no_server_path(monkeypatch):
+    """Shown in the public app when no GGHead weights are installed: it must not reveal where the app lives."""
+    from pathlib import Path
+
+    from avat3r.sources import get_source
+
+    monkeypatch.delenv("AVAT3R_GGHEAD_WEIGHTS", raising=False)
+    root = str(Path(__file__).resolve().parents[1])
+    for name in ("gghead", "lift"):
+        msg = get_source(name).available()
+        if msg is None:  # weights installed in this checkout
+            continue
+        assert "weights/gghead" in msg and root not in msg
+    monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", "/srv/secret/place")
+    msg = get_source("gghead").available()
+    assert msg is not None and "/srv/secret" not in msg and "$AVAT3R_GGHEAD_WEIGHTS" in msg

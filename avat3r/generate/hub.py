@@ -17,7 +17,7 @@ from ..errors import CheckpointError
 from .config import GGHeadConfig
 from .model import GGHeadGenerator
 
-__all__ = ["save_generator", "load_generator", "default_weights_dir", "MODEL_TYPE", "WEIGHTS_ENV"]
+__all__ = ["save_generator", "load_generator", "default_weights_dir", "weights_location", "MODEL_TYPE", "WEIGHTS_ENV"]
 
 MODEL_TYPE = "gghead"
 WEIGHTS_ENV = "AVAT3R_GGHEAD_WEIGHTS"
@@ -27,6 +27,11 @@ _CACHE: dict = {}
 def default_weights_dir() -> Path:
     env = os.environ.get(WEIGHTS_ENV)
     return Path(env) if env else Path(__file__).resolve().parents[2] / "weights" / "gghead"
+
+
+def weights_location() -> str:
+    """Where the default weights are looked for, as a message may show it (no server path: issue 13)."""
+    return f"${WEIGHTS_ENV}" if os.environ.get(WEIGHTS_ENV) else "weights/gghead"
 
 
 def _atomic_write(path: Path, write) -> None:

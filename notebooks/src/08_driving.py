@@ -3,7 +3,7 @@
 # %% [markdown]
 # # 08 · Driving an avatar with a video
 #
-# **What this notebook teaches**: how `avat3r drive` (and the app's "Drive with a video" tab) turns a person's video
+# **What this notebook teaches**: how `avat3r drive` (and the app's "4 · Drive" tab) turns a person's video
 # into expression codes and head poses for an avatar, step by step, with the package's own code (`avat3r.drive`):
 #
 # 1. **landmarks**: dlib's 68 face points on each frame (`avat3r.frontend.faces`);

@@ -150,6 +150,6 @@ show_row(faces, ["neutral", "smile", "surprise"])
 # %% [markdown]
 # The same from the command line: `avat3r generate --seed 3 --truncation 0.7 -o out/` writes `gghead.ply`, the
 # four views as a capture folder, `avatar.ply`, a turntable and an expression clip. In the app: tab
-# "3 · Generate a head". Training a generator: `python -m avat3r.generate.train --preset small --minutes 5`
+# "3 · Generate". Training a generator: `python -m avat3r.generate.train --preset small --minutes 5`
 # (see docs/GGHEAD.md); official GGHead `.pkl` files load with `load_generator("checkpoint.pkl")`, read by a
 # restricted unpickler that never runs the pickle's code.
