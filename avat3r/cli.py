@@ -439,11 +439,11 @@ def _generate_avatar(seed: int, truncation: float, out_dir, *, generator=None, p
     """Everything ``avat3r generate`` writes into out_dir: gghead.ply, capture/ (the four views), avatar.ply,
     turntable.mp4 and expressions.mp4. Returns the paths by name."""
     from .data.capture_folder import write_capture_folder
+    from .export.clips import write_avatar_files
     from .generate.avatar import check_request, generated_capture, head_gaussians
     from .generate.hub import load_generator
     from .io.ply import save_ply
-    from .io.video import write_video
-    from .pipeline import expression_sequence, load_pipeline
+    from .pipeline import load_pipeline
 
     tick = progress or (lambda f, m: None)
     seed, truncation = check_request(seed, truncation)
@@ -458,14 +458,8 @@ def _generate_avatar(seed: int, truncation: float, out_dir, *, generator=None, p
     paths["capture"] = write_capture_folder(out / "capture", cap)
     tick(0.15, "Avat3r: reconstructing from the four views")
     avatar = pipe.reconstruct(cap)
-    paths["avatar_ply"] = avatar.save_ply(out / "avatar.ply")
-    if frames > 0:
-        tick(0.5, "turntable")
-        paths["turntable"] = write_video(out / "turntable.mp4", avatar.turntable(frames, video_size), fps=fps)
-    if expressions:
-        tick(0.75, "expression clip")
-        codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
-        paths["expressions"] = write_video(out / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
+    paths.update(write_avatar_files(avatar, out, frames=frames, video_size=video_size, fps=fps, expressions=expressions,
+                                    frames_per_step=frames_per_step, tick=tick, span=(0.5, 1.0)))
     tick(1.0, "done")
     return paths
 
@@ -526,10 +520,9 @@ def _lift_avatar(photo, out_dir, *, pipe, mode=None, generator=None, encoder=Non
     import numpy as np
 
     from .data.capture_folder import write_capture_folder
+    from .export.clips import write_avatar_files
     from .io.images import save_image
-    from .io.video import write_video
     from .lift.route import photo_avatar
-    from .pipeline import expression_sequence
 
     tick = progress or (lambda f, m: None)
     out = Path(out_dir)
@@ -545,14 +538,8 @@ def _lift_avatar(photo, out_dir, *, pipe, mode=None, generator=None, encoder=Non
         strip = np.concatenate([_resize_square(lr.render_before, h), _resize_square(lr.render_after, h), strip], 1)
     save_image(out / "lift_views.png", strip)
     paths["views_png"] = out / "lift_views.png"
-    paths["avatar_ply"] = avatar.save_ply(out / "avatar.ply")
-    if frames > 0:
-        tick(0.65, "turntable")
-        paths["turntable"] = write_video(out / "turntable.mp4", avatar.turntable(frames, video_size), fps=fps)
-    if expressions:
-        tick(0.8, "expression clip")
-        codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
-        paths["expressions"] = write_video(out / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
+    paths.update(write_avatar_files(avatar, out, frames=frames, video_size=video_size, fps=fps, expressions=expressions,
+                                    frames_per_step=frames_per_step, tick=tick, span=(0.65, 0.95)))
     from .lift.route import check_mode
 
     info = {"mode": check_mode(mode), "views": len(cap), "report": report,

@@ -185,9 +185,9 @@ def generate_from_prompt(prompt: str, out_dir, *, seed: int = 0, steps: int | No
     avatar.ply, turntable.mp4, expressions.mp4, report.txt. Files are written into a hidden temporary folder beside
     out_dir and moved in at the end: a failure leaves nothing half-written. Returns the paths by name."""
     from ..data.capture_folder import write_capture_folder
+    from ..export.clips import write_avatar_files
     from ..io.images import save_image
-    from ..io.video import write_video
-    from ..pipeline import _sub, check_frame_count, check_render_size, expression_sequence, load_pipeline
+    from ..pipeline import _sub, check_frame_count, check_render_size, load_pipeline
 
     out = check_out_dir(out_dir)
     check_prompt(prompt)
@@ -211,14 +211,9 @@ def generate_from_prompt(prompt: str, out_dir, *, seed: int = 0, steps: int | No
         _tick(progress, 0.4, "Avat3r: reconstructing")
         avatar = pipe.reconstruct(cap, source="capture")
         report += list(avatar.report)
-        files["avatar_ply"] = avatar.save_ply(tmp / "avatar.ply")
-        if frames > 0:
-            _tick(progress, 0.55, "turntable")
-            files["turntable"] = write_video(tmp / "turntable.mp4", avatar.turntable(frames, video_size), fps=fps)
-        if expressions:
-            _tick(progress, 0.75, "expression clip")
-            codes = expression_sequence(pipe.expression_space, list(expressions), frames_per_step)
-            files["expressions"] = write_video(tmp / "expressions.mp4", avatar.animation(codes, size=video_size), fps=fps)
+        files.update(write_avatar_files(avatar, tmp, frames=frames, video_size=video_size, fps=fps,
+                                        expressions=expressions, frames_per_step=frames_per_step,
+                                        tick=lambda f, m: _tick(progress, f, m), span=(0.55, 0.95)))
         files["report"] = tmp / "report.txt"
         files["report"].write_text("\n".join([f"prompt: {prompt}"] + report) + "\n")
         paths = {}
