@@ -17,7 +17,7 @@ from ..errors import CheckpointError
 from .config import GGHeadConfig
 from .model import GGHeadGenerator
 
-__all__ = ["save_generator", "load_generator", "default_weights_dir", "weights_location", "MODEL_TYPE", "WEIGHTS_ENV"]
+__all__ = ["save_generator", "load_generator", "default_weights_dir", "generator_missing", "weights_location", "MODEL_TYPE", "WEIGHTS_ENV"]
 
 MODEL_TYPE = "gghead"
 WEIGHTS_ENV = "AVAT3R_GGHEAD_WEIGHTS"
@@ -27,6 +27,15 @@ _CACHE: dict = {}
 def default_weights_dir() -> Path:
     env = os.environ.get(WEIGHTS_ENV)
     return Path(env) if env else Path(__file__).resolve().parents[2] / "weights" / "gghead"
+
+
+def generator_missing() -> str | None:
+    """None when default GGHead weights are installed (a weights folder or an official .pkl), else where they
+    were looked for (for the sources' "unavailable" messages)."""
+    p = default_weights_dir()
+    if ((p / "config.json").is_file() and (p / "model.safetensors").is_file()) or (p.is_file() and p.suffix == ".pkl"):
+        return None
+    return f"no GGHead weights in {weights_location()}"
 
 
 def weights_location() -> str:

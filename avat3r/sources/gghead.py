@@ -16,14 +16,12 @@ class GGHeadSource(Source):
     order = 50
 
     def available(self) -> str | None:
-        from ..generate.hub import WEIGHTS_ENV, default_weights_dir, weights_location
+        from ..generate.hub import WEIGHTS_ENV, generator_missing
 
-        p = default_weights_dir()
-        if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
+        missing = generator_missing()
+        if missing is None:
             return None
-        if p.is_file() and p.suffix == ".pkl":
-            return None
-        return (f"no GGHead weights in {weights_location()}: train some (python -m avat3r.generate.train) or set {WEIGHTS_ENV} "
+        return (f"{missing}: train some (python -m avat3r.generate.train) or set {WEIGHTS_ENV} "
                 "to a weights directory or an official GGHead .pkl")
 
     def to_capture(self, inp, *, size=256, max_views=MAX_VIEWS, cameras=None, masks=None, progress=None,

@@ -16,12 +16,10 @@ class LiftSource(Source):
     order = 20
 
     def available(self) -> str | None:
-        from ..generate.hub import WEIGHTS_ENV, default_weights_dir, weights_location
+        from ..generate.hub import WEIGHTS_ENV, generator_missing
 
-        p = default_weights_dir()
-        if ((p / "config.json").is_file() and (p / "model.safetensors").is_file()) or (p.is_file() and p.suffix == ".pkl"):
-            return None
-        return f"no GGHead weights in {weights_location()} to lift a photo into: install them or set {WEIGHTS_ENV}"
+        missing = generator_missing()
+        return None if missing is None else f"{missing} to lift a photo into: install them or set {WEIGHTS_ENV}"
 
     def to_capture(self, inp, *, size=256, max_views=MAX_VIEWS, cameras=None, masks=None, progress=None, frontend=None,
                    mode: str | None = None, generator=None, encoder=None, invert=None, with_photo: bool = False,
