@@ -18,6 +18,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -238,3 +239,81 @@ def test_wrong_partial_and_malicious_files_are_refused(tmp_path, eg3d_classes, m
     (tmp_path / "two" / "b.pkl").write_bytes(b"x")
     with pytest.raises(CheckpointError, match="several .pkl"):
         load_eg3d(tmp_path / "two")
+
+
+# ---- the lift route with EG3D installed -----------------------------------------------------------------------
+def test_cameras_between_eg3d_and_our_world():
+    from avat3r.head_template import HEAD_BOX_CENTER
+    from avat3r.lift.official.eg3d import EG3DConfig
+    from avat3r.lift.official.route import eg3d_orbit, eg3d_to_cameras
+    from avat3r.lift.views import view_angles
+
+    cfg = EG3DConfig()
+    c = eg3d_orbit([-60.0, -20.0, 20.0, 60.0], [8.0, 0.0, 0.0, 8.0], cfg)
+    cams = eg3d_to_cameras(c, 64, cfg)
+    az, el = view_angles(cams)
+    assert torch.allclose(az, torch.tensor([-60.0, -20.0, 20.0, 60.0]), atol=1e-3)
+    assert torch.allclose(el, torch.tensor([8.0, 0.0, 0.0, 8.0]), atol=1e-3)
+    uv, z = cams.project(torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)[None])
+    assert torch.allclose(uv, torch.full_like(uv, 32.0), atol=1e-3) and (z > 0).all()  # the pivot at the centre
+    up, _ = cams.project(torch.tensor([[0.0, 0.1, 0.0]]))
+    assert (up[:, 0, 1] < 32).all()  # y up in the world = up in the image
+
+
+def test_reframe_moves_the_head_where_the_target_camera_sees_it():
+    from avat3r.cameras import orbit_camera
+    from avat3r.head_template import HEAD_BOX_CENTER
+    from avat3r.lift.official.eg3d import EG3DConfig
+    from avat3r.lift.official.route import eg3d_to_cameras, photo_label, reframe
+
+    src = orbit_camera(15.0, 5.0, 96)
+    dst = eg3d_to_cameras(photo_label(src, EG3DConfig()), 64, EG3DConfig())
+    R = dst.world_to_cam[0, :3, :3]  # a point on the head-centre plane facing the target camera
+    nose = torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)[None] + 0.05 * R[0] - 0.03 * R[1]
+    u, v = src.project(nose)[0][0, 0].round().long().tolist()
+    img = np.zeros((96, 96, 3), np.float32)
+    img[v - 1:v + 2, u - 1:u + 2] = 1.0
+    out, m = reframe(img, np.ones((96, 96), np.float32), src, dst, 64)
+    peak = divmod(int(out[0, 0].argmax()), 64)
+    u2, v2 = dst.project(nose)[0][0, 0].tolist()
+    assert abs(peak[0] - v2) <= 1.5 and abs(peak[1] - u2) <= 1.5 and m.mean() > 0.5
+
+
+def test_lift_uses_eg3d_when_installed_and_says_so(tmp_path, eg3d_classes, monkeypatch):
+    from skimage import data
+
+    from avat3r.cameras import orbit_camera
+    from avat3r.capture import Capture
+    from avat3r.lift.official import route as official_route
+    from avat3r.lift.route import lift_photo, load_lift_models
+    from avat3r.lift.views import view_angles
+    from avat3r.sources import get_source
+
+    fx, meta = _fixture()
+    d = tmp_path / "eg3d"
+    d.mkdir()
+    (d / "tiny-eg3d.pkl").write_bytes(eg3d_snapshot(eg3d_classes, _fixture_state(meta), json.loads(meta["init_kwargs"]),
+                                                    neural_res=16))
+    monkeypatch.setenv(EG3D_ENV, str(d))
+    monkeypatch.setattr(official_route, "_CACHE", {})
+    monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", str(tmp_path / "no-gghead"))
+    assert get_source("lift").available() is None  # EG3D alone makes the route available
+    from PIL import Image
+
+    img = np.asarray(Image.fromarray(data.astronaut()).resize((48, 48)), np.float32) / 255
+    yy, xx = np.mgrid[:48, :48]
+    mask = (((xx - 24) / 16.0) ** 2 + ((yy - 24) / 20.0) ** 2 < 1).astype(np.float32)
+    view = Capture(img[None], orbit_camera(15.0, 5.0, 48), ["photo"], mask[None])
+    msgs = []
+    cap, res, _, report = lift_photo(view, size=48, progress=lambda f, m: msgs.append(m))
+    G, enc = load_lift_models()
+    assert type(G).__name__ == "EG3DGenerator" and enc is None
+    assert cap.names == ["eg3d_az-60", "eg3d_az-20", "eg3d_az+20", "eg3d_az+60"] and cap.images.shape == (4, 48, 48, 3)
+    assert cap.masks.shape == (4, 48, 48) and np.isfinite(cap.images).all()
+    az, _ = view_angles(cap.cameras)
+    assert torch.allclose(az, torch.tensor([-60.0, -20.0, 20.0, 60.0]), atol=1e-3)
+    text = " ".join(report)
+    assert "EG3D generator (the paper's stack)" in text and "177 tensors mapped" in text and "average w" in text
+    assert any("EG3D" in m for m in msgs) and res.render_after.shape == (128, 128, 3)
+    # the views differ (the camera moves), and the route said which stack ran
+    assert np.abs(cap.images[0] - cap.images[3]).mean() > 1e-3

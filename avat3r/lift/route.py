@@ -49,11 +49,25 @@ def photo_view(photo, size: int = 256, frontend=None):
     return PhotoSource().to_capture(items, size=size, max_views=1, frontend=frontend)
 
 
+def official_installed() -> bool:
+    """True when EG3D's official checkpoint is installed (weights/eg3d/ or $AVAT3R_EG3D_WEIGHTS): the lift then
+    uses the paper's own stack (EG3D + GOAE, ``avat3r.lift.official``) instead of GGHead."""
+    from .official.load import eg3d_missing
+
+    return eg3d_missing() is None
+
+
 def load_lift_models(generator=None, encoder=None, device="cpu"):
-    """(G, encoder or None): the given ones, else the installed GGHead weights and lift encoder."""
+    """(G, encoder or None): the given ones; else EG3D (+ GOAE) when their official weights are installed; else the
+    installed GGHead weights and lift encoder."""
     from ..generate.hub import load_generator
     from .hub import load_encoder
 
+    if generator is None and encoder is None and official_installed():
+        from .official.route import load_official
+
+        G, enc, _ = load_official(device=device)
+        return G, enc
     G = generator if generator is not None and not isinstance(generator, (str, bytes)) else load_generator(generator, device=device)
     if encoder is None or isinstance(encoder, (str, bytes)):
         encoder = load_encoder(G, encoder, device=str(G.template_points.device))
@@ -115,10 +129,15 @@ def lift_photo(photo, *, size: int = 256, generator=None, encoder=None, config: 
     else:
         res = photo_view(photo, size, frontend)
         view, report = res.capture, list(res.report)
-    tick(0.15, "loading the generator and the lift encoder")
+    from .official.eg3d import EG3DGenerator
+
+    official = (generator is None and encoder is None and official_installed()) or isinstance(generator, EG3DGenerator)
+    tick(0.15, "loading EG3D (+ GOAE), the paper's own generator" if official else "loading the generator and the lift encoder")
     with torch.inference_mode(False):  # Pipeline.reconstruct runs sources in inference mode; the lift needs autograd
         G, enc = load_lift_models(generator, encoder)
         G, enc = _autograd_ready(G), _autograd_ready(enc)
+    if isinstance(G, EG3DGenerator):
+        return _lift_official(G, enc, view, report, size, config, with_photo, tick)
     if config is None:
         config = InvertConfig.for_device(G.template_points.device)
     with torch.inference_mode(False):
@@ -140,6 +159,25 @@ def lift_photo(photo, *, size: int = 256, generator=None, encoder=None, config: 
     cap = Capture(images=images, cameras=cams, names=names, masks=masks, meta=meta)
     report.append(f"lifted head rendered from {len(names)} views at {size} px" + (" (+ the photo)" if with_photo else ""))
     tick(1.0, "four views ready")
+    return cap, lr, view, report
+
+
+def _lift_official(G, enc, view: Capture, report: list, size: int, config, with_photo: bool, tick):
+    """lift_photo's path through EG3D (+ GOAE): the same outputs, and report lines that say which stack ran."""
+    from .official.route import lift_photo_eg3d, loaded_report
+
+    report += loaded_report(G, enc)
+    with torch.inference_mode(False):
+        cap, lr, lines = lift_photo_eg3d(view, size, G, enc, steps=None if config is None else config.steps,
+                                         progress=lambda f, m: tick(0.2 + 0.75 * f, m))
+    report += lines
+    if with_photo:
+        if view.size != (size, size):
+            raise InputError(f"the photo's view is {view.size} px; with_photo needs {size} x {size}")
+        cap = Capture(images=np.concatenate([cap.images, view.images[:1].astype(np.float32)]),
+                      cameras=Cameras.cat([cap.cameras, view.cameras[:1].to("cpu")]), names=cap.names + ["photo"],
+                      masks=np.concatenate([cap.masks, view.masks[:1].astype(np.float32)]), meta=cap.meta)
+    tick(1.0, "four views ready (EG3D)")
     return cap, lr, view, report
 
 

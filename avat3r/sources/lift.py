@@ -12,14 +12,18 @@ class LiftSource(Source):
     name = "lift"
     label = "One photo (lifted to 4 views by GAN inversion)"
     takes = "photo"
-    help = "one photo -> GGHead inversion -> 4 rendered views (--mode lift|lift+photo|native; weights: weights/gghead, weights/lift)"
+    help = ("one photo -> GGHead inversion -> 4 rendered views (--mode lift|lift+photo|native; weights: weights/gghead, "
+            "weights/lift; EG3D + GOAE from weights/eg3d when installed)")
     order = 20
 
     def available(self) -> str | None:
         from ..generate.hub import WEIGHTS_ENV, generator_missing
+        from ..lift.official.load import EG3D_ENV, eg3d_missing
 
         missing = generator_missing()
-        return None if missing is None else f"{missing} to lift a photo into: install them or set {WEIGHTS_ENV}"
+        if missing is None or eg3d_missing() is None:  # GGHead, or the paper's own EG3D (+ GOAE)
+            return None
+        return f"{missing} to lift a photo into: install them or set {WEIGHTS_ENV} (or EG3D's checkpoint: {EG3D_ENV})"
 
     def to_capture(self, inp, *, size=256, max_views=MAX_VIEWS, cameras=None, masks=None, progress=None, frontend=None,
                    mode: str | None = None, generator=None, encoder=None, invert=None, with_photo: bool = False,

@@ -29,7 +29,8 @@ from ...generate.layers import (
 )
 from .volume import ImportanceRenderer, OSGDecoder, ray_bundle
 
-__all__ = ["EG3DConfig", "EG3DGenerator", "SuperResolution", "SynthesisBlockNoUp", "SR_MODULES", "eg3d_camera"]
+__all__ = ["EG3DConfig", "EG3DGenerator", "SuperResolution", "SynthesisBlockNoUp", "SR_MODULES", "eg3d_camera",
+           "look_at_label"]
 
 #: EG3D's super-resolution variants: input resolution, the two blocks (up-sampling?, out channels, resolution),
 #: output resolution, whether the input is resized only when smaller, whether antialias applies, and whether the
@@ -229,14 +230,20 @@ def eg3d_camera(yaw_deg, pitch_deg, cfg: EG3DConfig | None = None, radius: float
     v = (np.pi / 2 + torch.as_tensor(pitch_deg, dtype=torch.float32).reshape(-1, 1) * np.pi / 180).clamp(1e-5, np.pi - 1e-5)
     phi = torch.arccos(1 - 2 * v / np.pi)
     origin = torch.cat([radius * torch.sin(phi) * torch.cos(np.pi - h), radius * torch.cos(phi),
-                        radius * torch.sin(phi) * torch.sin(np.pi - h)], 1)  # [B, 3]
-    forward = F.normalize(pivot - origin, dim=-1)
+                        radius * torch.sin(phi) * torch.sin(np.pi - h)], 1)  # [B, 3], on a sphere around 0 (sic)
+    return look_at_label(origin, pivot, fov_deg)
+
+
+def look_at_label(origin: torch.Tensor, target: torch.Tensor, fov_deg: float = 18.837) -> torch.Tensor:
+    """Camera centres [B, 3] looking at ``target`` without roll (EG3D's ``create_cam2world_matrix``, OpenCV axes,
+    y up in the world) + ``FOV_to_intrinsics(fov)`` -> labels [B, 25]."""
+    forward = F.normalize(target - origin, dim=-1)
     up = torch.tensor([0.0, 1.0, 0.0]).expand_as(forward)
     right = -F.normalize(torch.cross(up, forward, dim=-1), dim=-1)
     up = F.normalize(torch.cross(forward, right, dim=-1), dim=-1)
-    m = torch.eye(4).repeat(len(h), 1, 1)
+    m = torch.eye(4).repeat(len(origin), 1, 1)
     m[:, :3, :3] = torch.stack([right, up, forward], -1)
     m[:, :3, 3] = origin
     f = float(1 / (np.tan(fov_deg * 3.14159 / 360) * 1.414))
-    K = torch.tensor([[f, 0, 0.5], [0, f, 0.5], [0, 0, 1.0]]).expand(len(h), 3, 3)
+    K = torch.tensor([[f, 0, 0.5], [0, f, 0.5], [0, 0, 1.0]]).expand(len(origin), 3, 3)
     return torch.cat([m.reshape(-1, 16), K.reshape(-1, 9)], 1)
