@@ -97,14 +97,11 @@ def load_official(device="cpu"):
     if key not in _CACHE:
         _CACHE.clear()
         G, rep = load_eg3d(path, device=device)
-        enc, enc_line = None, "no GOAE encoder installed: w+ starts from EG3D's average w"
-        try:
-            from .goae import find_goae, load_goae
+        from .goae import GOAE_HELP, find_goae, load_goae
 
-            if find_goae() is not None:
-                enc, enc_line = load_goae(device=device)
-        except ImportError:
-            pass
+        enc, enc_line = None, f"no GOAE encoder installed: w+ starts from EG3D's average w ({GOAE_HELP})"
+        if find_goae() is not None:
+            enc, enc_line = load_goae(device=device)
         _CACHE[key] = (G, enc, [f"EG3D generator (the paper's stack): {rep}", enc_line])
     G, enc, lines = _CACHE[key]
     return G, enc, list(lines)
@@ -178,7 +175,20 @@ def lift_photo_eg3d(view: Capture, size: int, G: EG3DGenerator, encoder=None, st
         report.append("no w+ optimisation (CPU default; pass steps to optimise)")
     t2 = time.time()
     with torch.no_grad():
-        planes = G.planes(ws)
+        planes = None
+        afa = getattr(encoder, "afa", None)
+        if afa is not None:
+            ch = G.backbone.synthesis.b32.conv1.out_channels
+            if ch != 512:
+                report.append(f"GOAE's AFA skipped: this EG3D's 32^2 features have {ch} channels, AFA expects 512")
+            else:
+                tick(0.5, "GOAE AFA: correcting the features the photo sees")
+                planes, vis = encoder.correct(G, ws, c_photo, img * 2 - 1)
+                report.append(f"GOAE AFA: triplanes corrected where the photo sees the head ({float(vis.mean()):.0%} of "
+                              "the xy plane)")
+                secs["afa"] = time.time() - t2
+        if planes is None:
+            planes = G.planes(ws)
         before = _render(G, ws0, c_photo, None) if steps > 0 else None
         after = _render(G, ws, c_photo, planes)
         az = [a for a, _ in INPUT_VIEWS]
