@@ -317,3 +317,32 @@ def test_lift_uses_eg3d_when_installed_and_says_so(tmp_path, eg3d_classes, monke
     assert any("EG3D" in m for m in msgs) and res.render_after.shape == (128, 128, 3)
     # the views differ (the camera moves), and the route said which stack ran
     assert np.abs(cap.images[0] - cap.images[3]).mean() > 1e-3
+
+
+def test_cli_lift_with_eg3d_installed(tmp_path, eg3d_classes, ckpt, monkeypatch):
+    """`avat3r lift photo.jpg -o DIR` with only EG3D installed: the four EG3D views as a capture folder, the avatar
+    and lift.json's report naming the stack."""
+    from skimage import data
+
+    from avat3r.cli import main
+    from avat3r.data.capture_folder import read_capture_folder
+    from avat3r.io.images import save_image
+    from avat3r.lift.official import route as official_route
+
+    _, meta = _fixture()
+    d = tmp_path / "eg3d"
+    d.mkdir()
+    (d / "tiny.pkl").write_bytes(eg3d_snapshot(eg3d_classes, _fixture_state(meta), json.loads(meta["init_kwargs"]), neural_res=16))
+    monkeypatch.setenv(EG3D_ENV, str(d))
+    monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", str(tmp_path / "no-gghead"))
+    monkeypatch.setattr(official_route, "_CACHE", {})
+    photo = tmp_path / "astronaut.png"
+    save_image(photo, data.astronaut().astype(np.float32) / 255)
+    out = tmp_path / "lifted"
+    rc = main(["-q", "lift", str(photo), "--mode", "lift", "--weights", str(ckpt), "--device", "cpu", "--steps", "0",
+               "-o", str(out), "--frames", "0", "--size", "48"])
+    assert rc == 0
+    cap = read_capture_folder(out / "capture")
+    assert cap.names == ["eg3d_az-60", "eg3d_az-20", "eg3d_az+20", "eg3d_az+60"] and cap.masks is not None
+    info = json.loads((out / "lift.json").read_text())
+    assert any("EG3D generator (the paper's stack)" in line for line in info["report"])

@@ -62,12 +62,15 @@ def load_lift_models(generator=None, encoder=None, device="cpu"):
     installed GGHead weights and lift encoder."""
     from ..generate.hub import load_generator
     from .hub import load_encoder
+    from .official.eg3d import EG3DGenerator
 
     if generator is None and encoder is None and official_installed():
         from .official.route import load_official
 
         G, enc, _ = load_official(device=device)
         return G, enc
+    if isinstance(generator, EG3DGenerator):  # EG3D given as an object: its encoder is GOAE's (or none)
+        return generator, encoder
     G = generator if generator is not None and not isinstance(generator, (str, bytes)) else load_generator(generator, device=device)
     if encoder is None or isinstance(encoder, (str, bytes)):
         encoder = load_encoder(G, encoder, device=str(G.template_points.device))
