@@ -30,32 +30,36 @@ def main() -> None:
     ap.add_argument("--neutral", type=int, default=10)
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--pose", type=float, nargs=3, default=(15.0, 8.0, 5.0), metavar=("YAW", "PITCH", "ROLL"),
+                    help="head turn bounds of the expression frames, degrees (0 0 0: frontal)")
+    ap.add_argument("--regressor", default=None, help="regressor folder (default weights/drive)")
+    ap.add_argument("--gaze", action="store_true", help="let the eyes look around (gaze_x +-1, gaze_y +-0.8) and "
+                    "score the gaze estimate (avat3r.drive.gaze) against always answering 0")
+    ap.add_argument("--no-avatar", action="store_true", help="skip the re-rendered avatar's landmark error (slow)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing", nargs="*", default=None, help="only time code extraction on these videos "
                     "(the regressor's architecture, random weights when none are shipped: the cost is the same)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.timing is not None:
         return timing(args.timing, args.out)
 
     import avat3r
     from avat3r.data.expressions import EXPRESSION_NAMES, sample_expressions
     from avat3r.data.identity import split_seeds
-    from avat3r.data.synthheads import build_heads
+    from avat3r.drive.regressor import load_regressor
     from avat3r.drive.render import driven_frames
+    from avat3r.drive.rendered import render_frames
     from avat3r.drive.video import code_for_space, drive_video
-    from avat3r.export.sequence import head_rotation
     from avat3r.frontend.faces import FaceDetector
-    from avat3r.head_template import HEAD_BOX_CENTER
     from avat3r.io.video import write_video
-    from avat3r.pipeline import orbit_camera
-    from avat3r.render import render
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(args.seed)
     pipe = avat3r.load_pipeline(device="cpu")
+    reg = load_regressor(args.regressor)
     det = FaceDetector(use_cnn=False, try_rotations=False)
-    cam = orbit_camera(0.0, 0.0, args.size)
-    centre = torch.as_tensor(HEAD_BOX_CENTER, dtype=torch.float32)
-    errs, zero_errs, nme, nme_neutral, ms = [], [], [], [], []
+    errs, zero_errs, nme, nme_neutral, ms, gaze = [], [], [], [], [], []
 
     def lmk(img):
         faces, _ = det.detect(img, fallbacks=False)
@@ -65,23 +69,27 @@ def main() -> None:
         ident = int(split_seeds("test")[seed])
         codes = np.zeros((args.neutral + args.frames, len(EXPRESSION_NAMES)), np.float32)
         codes[args.neutral:] = sample_expressions(rng, args.frames)
-        codes[:, [EXPRESSION_NAMES.index("gaze_x"), EXPRESSION_NAMES.index("gaze_y")]] = 0  # landmarks cannot see gaze
-        poses = rng.uniform(-1, 1, (len(codes), 3)) * [15, 8, 5]
-        poses[: args.neutral] *= 0.2
-        heads = build_heads(ident, codes)
-        frames = []
-        for g, p in zip(heads, poses):
-            g = g.transform(t=-centre).transform(R=head_rotation(*p), t=centre)
-            img = render(g, cam, background=(0.45, 0.45, 0.45)).color[0].clamp(0, 1).numpy()
-            frames.append((img * 255 + 0.5).astype(np.uint8))
+        gxy = [EXPRESSION_NAMES.index("gaze_x"), EXPRESSION_NAMES.index("gaze_y")]
+        codes[:, gxy] = 0
+        if args.gaze:  # the eyes look around in the expression frames (at the camera in the neutral start)
+            codes[args.neutral:, gxy] = rng.uniform(-1, 1, (args.frames, 2)) * [1.0, 0.8]
+        poses = rng.uniform(-1, 1, (len(codes), 3)) * np.asarray(args.pose)
+        poses[: args.neutral] = rng.uniform(-1, 1, (args.neutral, 3)) * [3.0, 1.6, 1.0]  # a near-frontal start
+        frames = list(render_frames(ident, codes, poses, args.size))
         with tempfile.TemporaryDirectory() as d:
             video = write_video(Path(d) / "driver.mp4", frames, fps=25)
-            res = drive_video(video, smooth=False)
+            res = drive_video(video, regressor=reg, smooth=False)
+            if args.gaze:
+                gaze.append(gaze_errors(video, res, codes[:, gxy], args.neutral))
         ms.append(res.ms_per_frame)
         rec = code_for_space(res.codes, res.names, pipe.expression_space)
         sl = slice(args.neutral, None)
         errs.append(np.abs(rec[sl] - codes[sl]))
         zero_errs.append(np.abs(codes[sl]))
+        print(f"identity {ident}: code done", flush=True)
+        if args.no_avatar:
+            summary(errs, zero_errs, nme, nme_neutral, ms, pipe.expression_space.names, args, gaze)
+            continue
         avatar = pipe.reconstruct(seed, source="synth")
         for i, (a, b) in enumerate(zip(driven_frames(avatar, rec[sl], res.poses[sl], args.size),
                                        driven_frames(avatar, np.zeros_like(rec[sl]), res.poses[sl], args.size))):
@@ -93,10 +101,32 @@ def main() -> None:
             nme.append(np.linalg.norm(la - ref, axis=1).mean() / iod * 100)
             nme_neutral.append(np.linalg.norm(lb - ref, axis=1).mean() / iod * 100)
         print(f"identity {ident}: done", flush=True)
-        summary(errs, zero_errs, nme, nme_neutral, ms, pipe.expression_space.names, args)  # written after each
+        summary(errs, zero_errs, nme, nme_neutral, ms, pipe.expression_space.names, args, gaze)  # written after each
 
 
-def summary(errs, zero_errs, nme, nme_neutral, ms, names, args) -> None:
+def gaze_errors(video, res, true_gaze, n_neutral):
+    """The gaze estimate on a driving video (its frames again, the driver's landmarks and poses) -> rows
+    [T_expr, 4]: |estimate - truth| for gaze_x, gaze_y, then |truth| (always 0) for both."""
+    from avat3r.drive.features import default_intrinsics, landmark_features
+    from avat3r.drive.gaze import eye_directions, gaze_code, iris_centres
+    from avat3r.drive.video import iter_video
+
+    K = default_intrinsics(*res.size)
+    dirs = np.full((len(res.found), 2, 2), np.nan)
+    for i, f in iter_video(video, len(res.found)):
+        if res.found[i]:
+            lm = res.landmarks[i].astype(np.float64)
+            dirs[i] = eye_directions(iris_centres(f, lm), landmark_features(lm, K)[1].world_to_cam, K)
+    neutral = np.nanmedian(dirs[:n_neutral], 0)
+    est = np.zeros((len(dirs), 2))
+    for i in range(len(dirs)):
+        g = gaze_code(dirs[i], neutral)
+        est[i] = g if g is not None else (est[i - 1] if i else 0)
+    t = true_gaze[n_neutral:]
+    return np.concatenate([np.abs(est[n_neutral:] - t), np.abs(t)], 1)
+
+
+def summary(errs, zero_errs, nme, nme_neutral, ms, names, args, gaze=()) -> None:
     e, z = np.concatenate(errs), np.concatenate(zero_errs)
     out = {
         "identities": len(errs), "expression_frames": len(e), "split": "test",
@@ -106,8 +136,12 @@ def summary(errs, zero_errs, nme, nme_neutral, ms, names, args) -> None:
         "landmark_nme_percent_driven": round(float(np.mean(nme)), 2) if nme else None,
         "landmark_nme_percent_pose_only": round(float(np.mean(nme_neutral)), 2) if nme_neutral else None,
         "landmark_pairs": len(nme), "code_extraction_ms_per_frame": round(float(np.mean(ms)), 1),
-        "render_size": args.size,
+        "render_size": args.size, "head_pose_bounds_deg": list(args.pose), "regressor": args.regressor or "weights/drive",
     }
+    if gaze:
+        g = np.concatenate(gaze).mean(0)
+        out["gaze_mae"] = {"gaze_x": round(float(g[0]), 3), "gaze_y": round(float(g[1]), 3)}
+        out["gaze_mae_always_zero"] = {"gaze_x": round(float(g[2]), 3), "gaze_y": round(float(g[3]), 3)}
     print(json.dumps(out, indent=1))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,30 @@ def test_drive_a_real_clip(realdata, regressor):
     assert 0 < res.ms_per_frame < 5000
 
 
+def test_drive_with_gaze_on_a_real_clip(realdata, regressor, tmp_path):
+    """A regressor folder with gaze.json: the driver appends gaze_x, gaze_y (read from the irises against the
+    face-fixed eyeballs, minus the start's), within [-1, 1]; a dimension with gain 0 stays 0; the first frame is its
+    own neutral. A broken gaze.json is a CheckpointError naming the file."""
+    import shutil
+
+    from avat3r.drive.regressor import load_regressor
+    from avat3r.drive.video import drive_video
+    from avat3r.errors import CheckpointError
+
+    folder = Path(shutil.copytree(regressor, tmp_path / "reg"))
+    (folder / "gaze.json").write_text(json.dumps({"gain": [2.25, 0.0]}))
+    reg = load_regressor(folder)
+    assert reg.gaze is not None and tuple(reg.gaze.gain) == (2.25, 0.0)
+    res = drive_video(realdata / D0, regressor=reg, max_frames=12, smooth=False)
+    assert res.names[-2:] == ["gaze_x", "gaze_y"] and res.codes.shape == (12, len(reg.config.names) + 2)
+    gx, gy = res.codes[:, -2], res.codes[:, -1]
+    assert np.isfinite(gx).all() and np.abs(gx).max() <= 1.0 and np.abs(gy).max() == 0.0
+    assert gx[0] == 0.0
+    (folder / "gaze.json").write_text('{"gains": 1}')
+    with pytest.raises(CheckpointError, match="gaze.json"):
+        load_regressor(folder)
+
+
 @pytest.mark.slow  # two CLI runs (model + dlib load), ~2 min on a loaded 2-core box
 def test_cli_drive_end_to_end(ckpt, realdata, regressor, tmp_path):
     from avat3r.io.ply import read_ply_array

@@ -11,6 +11,7 @@ embedding checked every ``IDENTITY_EVERY`` frames). Longer videos are cut at ``l
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,11 @@ class Driver:
         self._code_f = OneEuro(min_cutoff=2.0, beta=4.0)
         self._pose_f = OneEuro(min_cutoff=1.0, beta=0.05)
         self._prev_box = self._prev_lm = None
+        self.gaze = getattr(self.reg, "gaze", None)  # GazeConfig: gaze_x, gaze_y follow the names
+        self.names = list(self.reg.config.names) + (["gaze_x", "gaze_y"] if self.gaze is not None else [])
+        self._gaze_calib: list[np.ndarray] = []
+        self._gaze_neutral: np.ndarray | None = None
+        self._gaze = np.zeros(2)
 
     def _pick(self, faces, index: int):
         faces = sorted(faces, key=lambda f: -f.width)
@@ -143,6 +149,30 @@ class Driver:
         if not (0.5 * w < span[0] < 1.6 * w) or np.abs(shift).max() > 0.25 * w:
             return None
         return Face(box, self.det._landmarks(frame, box), 1.0, "track")
+
+    def _read_gaze(self, frame, landmarks, world_to_cam, w, h, code) -> np.ndarray:
+        """(gaze_x, gaze_y) from the irises against the face-fixed eyeballs (``gaze``), minus the calibration
+        frames' median; a closed eye (the regressor's blink > 0.5) is not read; nothing read: the last value."""
+        from .gaze import eye_directions, gaze_code, iris_centres
+
+        dirs = eye_directions(iris_centres(frame, landmarks), world_to_cam, default_intrinsics(w, h))
+        names = self.reg.config.names
+        for k, side in enumerate(("blink_right", "blink_left")):  # eye 0 is the subject's right
+            if side in names and code[names.index(side)] > 0.5:
+                dirs[k] = np.nan
+        if self._gaze_neutral is None:
+            self._gaze_calib.append(dirs)
+            with warnings.catch_warnings():  # an eye never read in the calibration stays NaN (not read later either)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                neutral = np.nanmedian(np.stack(self._gaze_calib), 0)
+            if len(self._gaze_calib) >= CALIBRATION_FRAMES:
+                self._gaze_neutral = neutral
+        else:
+            neutral = self._gaze_neutral
+        g = gaze_code(dirs, neutral, self.gaze)
+        if g is not None:
+            self._gaze = g
+        return self._gaze.astype(np.float32)
 
     def step(self, frame: np.ndarray, index: int, t: float):
         """uint8 frame [H, W, 3] -> (code [C_driven] or None, pose [3] or None, landmarks [68, 2] or None)."""
@@ -172,8 +202,10 @@ class Driver:
             neutral = np.median(np.stack(self._calib), 0)
         else:
             neutral = self.neutral
-        code = self.reg.predict(feats - neutral)[0]
         angles = np.array([pose.yaw, pose.pitch, pose.roll])
+        code = self.reg.predict(feats - neutral, angles)[0]
+        if self.gaze is not None:
+            code = np.concatenate([code, self._read_gaze(frame, face.landmarks, pose.world_to_cam, w, h, code)])
         if self.smooth:
             code = self._code_f(code, t)
             angles = self._pose_f(angles, t)
@@ -186,7 +218,7 @@ def drive_video(path, *, regressor=None, max_frames: int = MAX_VIDEO_DRIVE_FRAME
     fps, n_est = video_meta(path)
     n_total = min(n_est, max_frames) if n_est else max_frames
     drv = Driver(regressor, smooth=smooth)
-    names = list(drv.reg.config.names)
+    names = drv.names
     codes, poses, lms, found = [], [], [], []
     size = None
     t_work = 0.0
