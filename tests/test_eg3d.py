@@ -258,6 +258,16 @@ def test_cameras_between_eg3d_and_our_world():
     assert torch.allclose(uv, torch.full_like(uv, 32.0), atol=1e-3) and (z > 0).all()  # the pivot at the centre
     up, _ = cams.project(torch.tensor([[0.0, 0.1, 0.0]]))
     assert (up[:, 0, 1] < 32).all()  # y up in the world = up in the image
+    # a point on EG3D's ray through pixel (row 5, column 40) lands on that pixel's centre in our camera
+    from avat3r.lift.official.route import EG3D_METRES
+    from avat3r.lift.official.volume import ray_bundle
+
+    o, d = ray_bundle(c[:, :16].view(-1, 4, 4), c[:, 16:25].view(-1, 3, 3), 64)
+    k = 5 * 64 + 40
+    p_eg3d = o[:, k] + 2.5 * d[:, k]  # [4, 3]
+    p_ours = (p_eg3d - torch.tensor(cfg.avg_camera_pivot)) * EG3D_METRES + torch.as_tensor(HEAD_BOX_CENTER).float()
+    uv = torch.stack([cams[i].project(p_ours[i:i + 1])[0][0, 0] for i in range(4)])
+    assert torch.allclose(uv, torch.tensor([[40.5, 5.5]]).expand(4, 2), atol=1e-3), uv
 
 
 def test_reframe_moves_the_head_where_the_target_camera_sees_it():
