@@ -5,7 +5,9 @@
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"; export OUT
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 WHL=.whl; [ -d "$WHL" ] || WHL=../.whl  # the repo root's .whl, also when run from a .carry_* folder
-if ls "$WHL"/*.whl >/dev/null 2>&1; then
+if [ -d /tmp/site/gsplat ]; then  # installed by an outer script of the same call
+  export PYTHONPATH=/tmp/site:$PWD
+elif ls "$WHL"/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl
   export PYTHONPATH=/tmp/site:$PWD
 else

@@ -4,7 +4,9 @@
 #   a stage profile of 30 steps with bf16 autocast and without (picks the faster); the main run for the time left
 #   of BUDGET, with a contact sheet + KID against held-out identities every SNAP seconds; then fp16 weights, the
 #   contact sheet (8 seeds x 4 views), an interpolation strip and the GPU seed -> animated frame benchmark in $OUT.
-#     BUDGET=440 bash bench/gghead_device.sh           # from the carried copy: see /work/HELPERS.md
+#     BUDGET=440 bash bench/gghead_device.sh
+# RESUME=weights/gghead/resume continues the shipped generator (its compact resume state); the run's own compact
+# state goes to $OUT/resume, to be committed next to the new weights (weights/gghead/resume/).
 set -uo pipefail
 source bench/device_env.sh
 BUDGET=${BUDGET:-440}; SNAP=${SNAP:-45}; BATCH=${BATCH:-64}; RUN=/tmp/gg; mkdir -p $RUN/pool $RUN/held $OUT
@@ -22,6 +24,7 @@ done
 OMP_NUM_THREADS=1 nice -n 10 $B --out $RUN/held --count 64 --start-seed 900000 --device cpu --prefix h > $RUN/pool_h.log 2>&1 &
 python3 -c "$GSPLAT_COMPILE_PY" >> $LOG 2>&1 || { echo "gsplat setup failed" >> $LOG; exit 3; }
 echo "gsplat ready $(el) s; pool: $(ls $RUN/pool | wc -l) chunks" >> $LOG
+if [ "${PROFILE:-1}" = 1 ]; then  # PROFILE=0 when the GPU is shared (the timings would mean nothing): bf16
 # the batched gsplat render against the per-sample path, and the stage profile (bf16 and fp32/TF32)
 timeout 150 python3 - >> $LOG 2>&1 <<'PY'
 import json, os, torch
@@ -53,13 +56,14 @@ for amp, B in (("bf16", 64), ("off", 64)):
 json.dump(res, open("/tmp/gg/profile.json", "w"), indent=1)
 PY
 echo "checks + profile rc=$? $(el) s" >> $LOG
+fi
 AMP=$(python3 -c "
 import json; r = json.load(open('/tmp/gg/profile.json'))
-print('bf16' if r['bf16_b64']['img_s_synced'] >= 0.95 * r['off_b64']['img_s_synced'] else 'off')" 2>/dev/null || echo off)
+print('bf16' if r['bf16_b64']['img_s_synced'] >= 0.95 * r['off_b64']['img_s_synced'] else 'off')" 2>/dev/null || echo bf16)
 MIN=$(python3 -c "print(max(0.5, ($BUDGET - $(el) - 95) / 60))")
 echo "main run: amp $AMP, batch $BATCH, $MIN min ($(el) s)" >> $LOG
 python3 -m avat3r.generate.train --out $RUN/main --pool $RUN/pool --heldout $RUN/held --minutes $MIN --batch $BATCH \
-  --amp $AMP --r1-gamma auto --views-per-head 48 --min-heads 160 --snapshot-s $SNAP >> $LOG 2>&1
+  --amp $AMP --r1-gamma auto --views-per-head 48 --min-heads 160 --snapshot-s $SNAP ${RESUME:+--resume $RESUME} >> $LOG 2>&1
 rc=$?
 echo "main rc=$rc $(el) s; pool $(ls $RUN/pool | wc -l) chunks" >> $LOG
 if [ $rc -ne 0 ] && [ ! -d $RUN/main/G_ema ]; then  # a fallback: fp32, per-sample rendering
@@ -72,7 +76,8 @@ tail -n 2 $RUN/pool_*.log >> $LOG 2>&1
 python3 - >> $LOG 2>&1 <<PY
 import torch
 from avat3r.generate.hub import load_generator, save_generator
-from avat3r.generate.train import contact_sheet, interpolation_strip
+from avat3r.generate.train import contact_sheet, interpolation_strip, save_resume_state
+save_resume_state("$RUN/main/ckpt", "$OUT/resume")
 G = load_generator("$RUN/main/G_ema", device="cuda")
 save_generator(G, "$OUT", dtype=torch.float16, extra=__import__("json").load(open("$RUN/main/G_ema/config.json")).get("training"))
 contact_sheet(G, [0, 1, 2, 3, 4, 5, 6, 7], "$OUT/sheet.png", truncation=0.7, size=128)

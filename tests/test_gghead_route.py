@@ -132,6 +132,17 @@ def test_training_runs_and_resumes(tmp_path):
     rec = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert rec and {"loss_g", "loss_d", "r1", "img_s"} <= set(rec[0])
 
+    # the compact state kept in weights/gghead/resume/: D (fp16) + progress, G_ema = the shipped model.safetensors
+    from avat3r.generate.hub import save_generator
+    from avat3r.generate.train import save_resume_state
+
+    shipped = tmp_path / "shipped"
+    save_generator(load_generator(tmp_path / "b" / "G_ema", cache=False), shipped, dtype=torch.float16)
+    save_resume_state(tmp_path / "b" / "ckpt", shipped / "resume")
+    assert sorted(f.name for f in (shipped / "resume").iterdir()) == ["D.safetensors", "state.json"]
+    p3 = train(tmp_path / "c", pool, 0.0, resume=shipped / "resume", device="cpu")
+    assert p3["step"] == 3 and p3["nimg"] == 6
+
 
 def test_unavailable_message_names_no_server_path(monkeypatch):
     """Shown in the public app when no GGHead weights are installed: it must not reveal where the app lives."""

@@ -35,7 +35,7 @@ from .discriminator import Discriminator
 from .hub import save_generator
 from .model import GGHeadGenerator, camera_labels, render_offset
 
-__all__ = ["TrainConfig", "train", "sample_cameras", "build_pool", "HeadPool", "RealBank", "contact_sheet", "main"]
+__all__ = ["TrainConfig", "train", "sample_cameras", "build_pool", "HeadPool", "RealBank", "contact_sheet", "save_resume_state", "main"]
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
 
@@ -218,6 +218,33 @@ def _load_opt(opt: torch.optim.Optimizer, tensors: dict, meta: dict, device) -> 
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def _resume_file(r: Path, name: str) -> Path:
+    """A resume directory's tensors for G / D / G_ema. A compact state (save_resume_state) has only D: G_ema is the
+    shipped generator next to it (../model.safetensors) and G restarts from G_ema."""
+    f = r / f"{name}.safetensors"
+    if not f.is_file() and name in ("G", "G_ema"):
+        f = r / "G_ema.safetensors" if (r / "G_ema.safetensors").is_file() else r.parent / "model.safetensors"
+    if not f.is_file():
+        raise FileNotFoundError(f"{r} holds no {name}.safetensors: not a GGHead checkpoint or resume state")
+    return f
+
+
+def save_resume_state(ck: Path, out_dir) -> Path:
+    """A compact state to continue training in a later session, kept next to the shipped generator
+    (``weights/gghead/resume/``): D in float16 and the progress/configs; no optimiser moments (they would triple the
+    size; Adam's beta1 = 0 and beta2 = 0.99 rebuild them within ~100 steps) and no G (G restarts from G_ema)."""
+    from safetensors.torch import load_file, save_file
+
+    ck, out = Path(ck), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    d = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(ck / "D.safetensors")).items()}
+    save_file(d, str(out / "D.safetensors"))
+    meta = json.loads((ck / "state.json").read_text())
+    meta = {k: meta[k] for k in ("progress", "generator", "train")}
+    (out / "state.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
 def save_checkpoint(ck: Path, G, D, G_ema, opt_g, opt_d, progress: dict, gcfg: GGHeadConfig, tc: TrainConfig) -> None:
     from safetensors.torch import save_file
 
@@ -275,9 +302,12 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     if resume is not None:
         r = Path(resume)
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
-            m.load_state_dict(load_file(str(r / f"{name}.safetensors")))
-        _load_opt(opt_g, load_file(str(r / "opt_g.safetensors")), meta["opt_g"], dev)
-        _load_opt(opt_d, load_file(str(r / "opt_d.safetensors")), meta["opt_d"], dev)
+            m.load_state_dict(load_file(str(_resume_file(r, name))))  # fp16 files are cast to the fp32 parameters
+        if (r / "opt_g.safetensors").is_file():
+            _load_opt(opt_g, load_file(str(r / "opt_g.safetensors")), meta["opt_g"], dev)
+            _load_opt(opt_d, load_file(str(r / "opt_d.safetensors")), meta["opt_d"], dev)
+        else:  # a compact state (save_resume_state): fresh Adam, whose beta2 = 0.99 re-estimates in ~100 steps
+            print(json.dumps({"resume": str(r), "optimizers": "fresh"}), flush=True)
         progress = dict(meta["progress"])
     B, R = tc.batch, gcfg.image_resolution
     pool = HeadPool(pool_dir, dev)

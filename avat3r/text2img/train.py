@@ -90,10 +90,20 @@ def make_pipeline(preset: str = "small"):
 
 
 def train_diffusion(images: np.ndarray, labels: np.ndarray, device, seconds: float = 60.0, batch: int = 128,
-                    lr: float = 3e-4, preset: str = "small", log=print, seed: int = 0):
-    """-> (pipeline with EMA weights, stats)."""
+                    lr: float = 3e-4, preset: str = "small", log=print, seed: int = 0, init=None):
+    """-> (pipeline with EMA weights, stats). ``init``: a saved pipeline folder to continue from (e.g. the shipped
+    weights/text2img; its text encoder, UNet and their EMA start there, the optimiser starts fresh with a warm-up)."""
     dev = torch.device(device)
     pipe, sched = make_pipeline(preset)
+    steps_before = 0
+    if init is not None:
+        from .hub import load_portrait_pipeline
+
+        pipe = load_portrait_pipeline(init)
+        prev = Path(init) / "training.json"
+        if prev.is_file():
+            t = json.loads(prev.read_text())
+            steps_before = t.get("steps_total", t["steps"])
     pipe.to(dev)
     enc, unet = pipe.text_encoder, pipe.unet
     params = list(enc.parameters()) + list(unet.parameters())
@@ -137,7 +147,8 @@ def train_diffusion(images: np.ndarray, labels: np.ndarray, device, seconds: flo
         for p, e in zip(params, ema):
             p.copy_(e)
     enc.eval(), unet.eval()
-    return pipe, {"steps": step, "batch": batch, "seconds": round(time.perf_counter() - t0, 1), "lr": lr,
+    return pipe, {"steps": step, "steps_total": steps_before + step, "init": str(init) if init else None,
+                  "batch": batch, "seconds": round(time.perf_counter() - t0, 1), "lr": lr,
                   "final_loss": float(np.mean(losses[-200:])), "images": int(len(images)), "preset": preset,
                   "parameters_unet": sum(p.numel() for p in unet.parameters()),
                   "parameters_text_encoder": sum(p.numel() for p in enc.parameters())}
@@ -183,6 +194,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--preset", default="small")
     ap.add_argument("--data", default=None, help="reuse a portraits .npz (written to --out otherwise)")
+    ap.add_argument("--init", default=None, help="continue from a saved pipeline folder (e.g. weights/text2img)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +211,8 @@ def main(argv=None) -> int:
     clf, cstats = train_classifier(data["images"], data["labels"], a.device, a.classifier_seconds)
     print("classifier held-out accuracy:", json.dumps({k: round(v, 3) for k, v in cstats["accuracy"].items()}), flush=True)
     clf.save_pretrained(out / "classifier", safe_serialization=True)
-    pipe, stats = train_diffusion(data["images"], data["labels"], a.device, a.seconds, a.batch, a.lr, a.preset)
+    pipe, stats = train_diffusion(data["images"], data["labels"], a.device, a.seconds, a.batch, a.lr, a.preset,
+                                  init=a.init)
     from ..io.images import save_image
 
     grid = sample_grid(pipe, GRID_PROMPTS)
