@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--gaze", action="store_true", help="let the eyes look around (gaze_x +-1, gaze_y +-0.8) and "
                     "score the gaze estimate (avat3r.drive.gaze) against always answering 0")
     ap.add_argument("--no-avatar", action="store_true", help="skip the re-rendered avatar's landmark error (slow)")
+    ap.add_argument("--motion", choices=("smooth", "jump"), default="smooth", help="head pose over the expression "
+                    "frames: a smooth sway to the bounds and back (a video), or a new random pose every frame (the "
+                    "driver's tracker, which follows the last frame's face box, then loses the face)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing", nargs="*", default=None, help="only time code extraction on these videos "
@@ -48,6 +51,7 @@ def main() -> None:
     import avat3r
     from avat3r.data.expressions import EXPRESSION_NAMES, sample_expressions
     from avat3r.data.identity import split_seeds
+    from avat3r.drive.gaze import GazeConfig
     from avat3r.drive.regressor import load_regressor
     from avat3r.drive.render import driven_frames
     from avat3r.drive.rendered import render_frames
@@ -74,13 +78,17 @@ def main() -> None:
         if args.gaze:  # the eyes look around in the expression frames (at the camera in the neutral start)
             codes[args.neutral:, gxy] = rng.uniform(-1, 1, (args.frames, 2)) * [1.0, 0.8]
         poses = rng.uniform(-1, 1, (len(codes), 3)) * np.asarray(args.pose)
+        if args.motion == "smooth":  # each angle sways out to its bound and back, 1.5-3 s a period, from frontal
+            t = np.arange(args.frames)[:, None] / 25.0
+            period, sign = rng.uniform(1.5, 3.0, 3), rng.choice([-1.0, 1.0], 3)
+            poses[args.neutral:] = sign * np.sin(2 * np.pi * t / period) * np.asarray(args.pose)
         poses[: args.neutral] = rng.uniform(-1, 1, (args.neutral, 3)) * [3.0, 1.6, 1.0]  # a near-frontal start
         frames = list(render_frames(ident, codes, poses, args.size))
         with tempfile.TemporaryDirectory() as d:
             video = write_video(Path(d) / "driver.mp4", frames, fps=25)
             res = drive_video(video, regressor=reg, smooth=False)
             if args.gaze:
-                gaze.append(gaze_errors(video, res, codes[:, gxy], args.neutral))
+                gaze.append(gaze_errors(video, res, codes[:, gxy], args.neutral, reg.gaze))
         ms.append(res.ms_per_frame)
         rec = code_for_space(res.codes, res.names, pipe.expression_space)
         sl = slice(args.neutral, None)
@@ -88,6 +96,7 @@ def main() -> None:
         zero_errs.append(np.abs(codes[sl]))
         print(f"identity {ident}: code done", flush=True)
         if args.no_avatar:
+            args.gaze_gains = (reg.gaze or GazeConfig()).gain
             summary(errs, zero_errs, nme, nme_neutral, ms, pipe.expression_space.names, args, gaze)
             continue
         avatar = pipe.reconstruct(seed, source="synth")
@@ -101,14 +110,16 @@ def main() -> None:
             nme.append(np.linalg.norm(la - ref, axis=1).mean() / iod * 100)
             nme_neutral.append(np.linalg.norm(lb - ref, axis=1).mean() / iod * 100)
         print(f"identity {ident}: done", flush=True)
+        args.gaze_gains = (reg.gaze or GazeConfig()).gain
         summary(errs, zero_errs, nme, nme_neutral, ms, pipe.expression_space.names, args, gaze)  # written after each
 
 
-def gaze_errors(video, res, true_gaze, n_neutral):
-    """The gaze estimate on a driving video (its frames again, the driver's landmarks and poses) -> rows
-    [T_expr, 4]: |estimate - truth| for gaze_x, gaze_y, then |truth| (always 0) for both."""
+def gaze_errors(video, res, true_gaze, n_neutral, config=None):
+    """The gaze estimate on a driving video (its frames again, the driver's landmarks and poses) with the
+    regressor's gains (``config``; None: the rig's own, 1/0.45 and 1/0.35 per radian) -> rows [T_expr, 4]:
+    |estimate - truth| for gaze_x, gaze_y, then |truth| (always 0) for both."""
     from avat3r.drive.features import default_intrinsics, landmark_features
-    from avat3r.drive.gaze import eye_directions, gaze_code, iris_centres
+    from avat3r.drive.gaze import GazeConfig, eye_directions, gaze_code, iris_centres
     from avat3r.drive.video import iter_video
 
     K = default_intrinsics(*res.size)
@@ -120,7 +131,7 @@ def gaze_errors(video, res, true_gaze, n_neutral):
     neutral = np.nanmedian(dirs[:n_neutral], 0)
     est = np.zeros((len(dirs), 2))
     for i in range(len(dirs)):
-        g = gaze_code(dirs[i], neutral)
+        g = gaze_code(dirs[i], neutral, config or GazeConfig())
         est[i] = g if g is not None else (est[i - 1] if i else 0)
     t = true_gaze[n_neutral:]
     return np.concatenate([np.abs(est[n_neutral:] - t), np.abs(t)], 1)
@@ -136,10 +147,11 @@ def summary(errs, zero_errs, nme, nme_neutral, ms, names, args, gaze=()) -> None
         "landmark_nme_percent_driven": round(float(np.mean(nme)), 2) if nme else None,
         "landmark_nme_percent_pose_only": round(float(np.mean(nme_neutral)), 2) if nme_neutral else None,
         "landmark_pairs": len(nme), "code_extraction_ms_per_frame": round(float(np.mean(ms)), 1),
-        "render_size": args.size, "head_pose_bounds_deg": list(args.pose), "regressor": args.regressor or "weights/drive",
+        "render_size": args.size, "head_pose_bounds_deg": list(args.pose), "head_motion": args.motion, "regressor": args.regressor or "weights/drive",
     }
     if gaze:
         g = np.concatenate(gaze).mean(0)
+        out["gaze_gains"] = list(args.gaze_gains)
         out["gaze_mae"] = {"gaze_x": round(float(g[0]), 3), "gaze_y": round(float(g[1]), 3)}
         out["gaze_mae_always_zero"] = {"gaze_x": round(float(g[2]), 3), "gaze_y": round(float(g[3]), 3)}
     print(json.dumps(out, indent=1))

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from avat3r.data.expressions import expression
+
+
+@pytest.fixture(scope="module")
+def samples():
+    """6 rendered samples of SynthHeads identity 2 (dark irises, no glasses) after 3 neutral frames."""
+    from avat3r.drive.rendered import rendered_samples
+
+    return rendered_samples(2, 6, np.random.default_rng(0), n_neutral=3)
 
 
 def _frames(seed, codes, poses=None):
@@ -49,14 +58,14 @@ def test_dark_glasses_give_no_gaze_and_gaze_code_holds():
     assert np.allclose(gaze_code(one * 10, np.zeros((2, 2)), GazeConfig(gain=(2.0, 3.0))), [1.0, -1.0])
 
 
-def test_rendered_samples_give_the_drivers_features():
+def test_rendered_samples_give_the_drivers_features(samples):
     """A few rendered samples of one identity: dlib's landmarks on each render, features minus the identity's
     neutral, codes and poses kept in step; a neutral near-frontal frame has features near the neutral's."""
-    from avat3r.drive.rendered import TURN_POSE, rendered_samples, sample_features
+    from avat3r.drive.rendered import TURN_POSE, sample_features
 
-    d = rendered_samples(2, 4, np.random.default_rng(0), n_neutral=3)
-    assert d["landmarks"].shape == (4, 68, 2) and d["neutral_landmarks"].shape == (3, 68, 2)
-    assert d["codes"].shape[0] == 4 and (np.abs(d["poses"]) <= TURN_POSE).all()
+    d = samples
+    assert d["landmarks"].shape == (6, 68, 2) and d["neutral_landmarks"].shape == (3, 68, 2)
+    assert d["codes"].shape[0] == 6 and (np.abs(d["poses"]) <= TURN_POSE).all()
     assert np.abs(d["codes"][:, -2]).max() > 0  # the eyes look around
     feats, codes, poses, kept = sample_features(d)
     assert kept.sum() >= 3 and feats.shape == (kept.sum(), 136) and np.isfinite(feats).all()
@@ -66,3 +75,18 @@ def test_rendered_samples_give_the_drivers_features():
                  poses=np.zeros((3, 3), np.float32))
     f_neutral = sample_features(calib)[0]
     assert np.abs(f_neutral).mean() < 0.5 * np.abs(feats).mean()
+
+
+def test_gaze_gains_are_fitted_on_rendered_eyes(samples):
+    """fit_gaze on rendered samples: a gain per dimension from the grid, whose training error is at most always-0's
+    (0 is on the grid), validation errors against always 0 reported, the relative eye directions finite where the
+    eyes were read."""
+    from avat3r.drive.rendered import sample_gaze
+    from avat3r.drive.train import fit_gaze
+
+    rel, true = sample_gaze(samples)
+    assert rel.shape == (6, 2, 2) and true.shape == (6, 2) and np.isfinite(rel).any()
+    card = fit_gaze([samples], [samples])
+    assert all(0.0 <= g <= 4.0 and g % 0.25 == 0 for g in card["gain"])
+    assert all(a <= b + 1e-9 for a, b in zip(card["train_mae"], card["train_mae_always_zero"]))
+    assert len(card["validation_mae"]) == len(card["validation_mae_always_zero"]) == 2

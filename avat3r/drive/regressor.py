@@ -26,9 +26,7 @@ __all__ = ["DriveRegressor", "RegressorConfig", "default_regressor_dir", "load_r
 class RegressorConfig:
     """feature_dim: 136 (68 landmarks x 2); hidden: MLP width; names: the code dims predicted (in order);
     lo/hi: their ranges (outputs are clipped); feature_scale: features are divided by it (metres); dropout: during
-    training only (the regressor must generalise across identities from a dozen); pose_inputs: the head's
-    (yaw, pitch, roll) / 30 degrees are 3 more inputs (dlib's landmarks shift with the pose in ways the rigid
-    template does not explain: eye corners and jaw slide to the outline)."""
+    training only (the regressor must generalise across identities from a dozen)."""
 
     feature_dim: int = 136
     hidden: int = 256
@@ -37,7 +35,6 @@ class RegressorConfig:
     hi: list = field(default_factory=list)
     feature_scale: float = 0.003
     dropout: float = 0.0
-    pose_inputs: bool = False
 
 
 class DriveRegressor(nn.Module):
@@ -46,30 +43,20 @@ class DriveRegressor(nn.Module):
         self.config = config
         c = len(config.names)
         h, p = config.hidden, config.dropout
-        self.net = nn.Sequential(nn.Linear(config.feature_dim + 3 * config.pose_inputs, h), nn.GELU(), nn.Dropout(p),
+        self.net = nn.Sequential(nn.Linear(config.feature_dim, h), nn.GELU(), nn.Dropout(p),
                                  nn.Linear(h, h), nn.GELU(), nn.Dropout(p), nn.Linear(h, c))
         self.register_buffer("lo", torch.tensor(config.lo, dtype=torch.float32))
         self.register_buffer("hi", torch.tensor(config.hi, dtype=torch.float32))
         self.gaze = None  # a GazeConfig when the folder has gaze.json: the driver then reads gaze_x, gaze_y too
 
-    def inputs(self, feats: torch.Tensor, pose: torch.Tensor | None = None) -> torch.Tensor:
-        """feats [B, 136] (minus the neutral's, metres), pose [B, 3] degrees -> the MLP's input [B, 136 (+3)]."""
-        x = feats / self.config.feature_scale
-        if self.config.pose_inputs:
-            x = torch.cat([x, torch.zeros(len(x), 3) if pose is None else pose / 30.0], 1)
-        return x
-
-    def forward(self, feats: torch.Tensor, pose: torch.Tensor | None = None) -> torch.Tensor:
-        """feats [B, 136] (minus the neutral's, metres), pose [B, 3] (yaw, pitch, roll degrees; used by a model with
-        pose_inputs) -> codes [B, C] within [lo, hi]."""
-        y = self.net(self.inputs(feats, pose))
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """feats [B, 136] (minus the neutral's, metres) -> codes [B, C] within [lo, hi]."""
+        y = self.net(feats / self.config.feature_scale)
         return torch.minimum(torch.maximum(y, self.lo), self.hi)
 
     @torch.no_grad()
-    def predict(self, feats: np.ndarray, pose: np.ndarray | None = None) -> np.ndarray:
-        f = torch.as_tensor(np.asarray(feats, np.float32)).reshape(-1, self.config.feature_dim)
-        p = None if pose is None else torch.as_tensor(np.asarray(pose, np.float32)).reshape(-1, 3)
-        return self(f, p).numpy()
+    def predict(self, feats: np.ndarray) -> np.ndarray:
+        return self(torch.as_tensor(np.asarray(feats, np.float32)).reshape(-1, self.config.feature_dim)).numpy()
 
     def save(self, folder) -> Path:
         from safetensors.torch import save_file

@@ -80,7 +80,6 @@ def main(argv=None) -> None:
     ap.add_argument("--rendered-share", type=float, default=0.5, help="share of each batch from rendered samples")
     ap.add_argument("--gaze", action="store_true", help="fit the gaze gains on the rendered samples' eyes and write "
                     "gaze.json (a dimension whose best gain is 0 on the training identities stays off)")
-    ap.add_argument("--pose-inputs", action="store_true", help="the head pose as 3 more inputs (RegressorConfig)")
     ap.add_argument("--rendered-cache", default=None, help="npz of rendered samples: read when it exists, else written")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -122,16 +121,14 @@ def main(argv=None) -> None:
     x = torch.tensor(np.concatenate([d[0] for d in data]))
     y = torch.tensor(np.concatenate([d[1] for d in data]))
     xv = torch.tensor(np.concatenate([d[0] for d in val]))
-    p, pv = (torch.tensor(np.concatenate([d[2] for d in ds])) for ds in (data, val))
     yv = torch.tensor(np.concatenate([d[1] for d in val]))
-    xr = yr = pr = xrv = yrv = prv = None
+    xr = yr = xrv = yrv = None
     if args.rendered:
-        xr, yr, pr, xrv, yrv, prv, gaze_card = _rendered_data(args, [s for s, _ in train_ids], [s for s, _ in val_ids])
+        xr, yr, xrv, yrv, gaze_card = _rendered_data(args, [s for s, _ in val_ids])
     t_data = time.time() - t0 - t_corr
     lo = [-1.0 if n.startswith("gaze") else 0.0 for n in DRIVEN]
     hi = [1.0] * len(DRIVEN)
-    cfg = RegressorConfig(names=DRIVEN, lo=lo, hi=hi, feature_scale=float(x.abs().mean()) * 3, dropout=args.dropout,
-                          pose_inputs=args.pose_inputs)
+    cfg = RegressorConfig(names=DRIVEN, lo=lo, hi=hi, feature_scale=float(x.abs().mean()) * 3, dropout=args.dropout)
     model = DriveRegressor(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
@@ -139,25 +136,25 @@ def main(argv=None) -> None:
     n_r = int(round(256 * args.rendered_share)) if xr is not None else 0
     for step in range(args.steps):
         b = torch.randint(0, len(x), (256 - n_r,), generator=g)
-        xb, yb, pb = x[b], y[b], p[b]
+        xb, yb = x[b], y[b]
         if n_r:  # rendered samples: what dlib does on a turned head, which the rig's landmarks cannot show
             br = torch.randint(0, len(xr), (n_r,), generator=g)
-            xb, yb, pb = torch.cat([xb, xr[br]]), torch.cat([yb, yr[br]]), torch.cat([pb, pr[br]])
-        loss = torch.nn.functional.smooth_l1_loss(model.net(model.inputs(xb, pb)), yb, beta=0.1)
+            xb, yb = torch.cat([xb, xr[br]]), torch.cat([yb, yr[br]])
+        loss = torch.nn.functional.smooth_l1_loss(model.net(xb / cfg.feature_scale), yb, beta=0.1)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
     model.eval()
     with torch.no_grad():  # a dimension it reads worse than always answering neutral on new identities: switched off
-        xo, yo, po = (xrv, yrv, prv) if xrv is not None else (xv, yv, pv)  # rendered: closer to what the driver sees
-        off = [n for n, e, z in zip(DRIVEN, (model(xo, po) - yo).abs().mean(0), yo.abs().mean(0)) if e >= z]
+        xo, yo = (xrv, yrv) if xrv is not None else (xv, yv)  # rendered: closer to what the driver sees
+        off = [n for n, e, z in zip(DRIVEN, (model(xo) - yo).abs().mean(0), yo.abs().mean(0)) if e >= z]
         for n in off:
             model.hi[DRIVEN.index(n)] = model.lo[DRIVEN.index(n)] = 0.0
             cfg.hi[DRIVEN.index(n)] = cfg.lo[DRIVEN.index(n)] = 0.0
-        err_v = (model(xv, pv) - yv).abs().mean(0).numpy()
-        err_t = (model(x, p) - y).abs().mean(0).numpy()
-        err_r = (model(xrv, prv) - yrv).abs().mean(0).numpy() if xrv is not None else None
+        err_v = (model(xv) - yv).abs().mean(0).numpy()
+        err_t = (model(x) - y).abs().mean(0).numpy()
+        err_r = (model(xrv) - yrv).abs().mean(0).numpy() if xrv is not None else None
     out = model.save(args.out)
     card = {
         "what": "driving regressor: pose-free dlib landmark features minus neutral -> SynthHeads expression code",
@@ -178,9 +175,10 @@ def main(argv=None) -> None:
         "validation_mae_per_dim_always_zero": {n: round(float(e), 4) for n, e in zip(DRIVEN, yv.abs().mean(0))},
     }
     if err_r is not None:
-        card["trained_on"] += (f"; plus {args.rendered} rendered samples per identity for {args.rendered_identities} of them "
-                               "(dlib's landmarks on 256 px renders, head yaw +-30, pitch +-15, roll +-10 deg, gaze "
-                               f"everywhere), {args.rendered_share:.0%} of each batch")
+        card["trained_on"] += (f"; plus {args.rendered} rendered samples per identity for the first "
+                               f"{args.rendered_identities} identities of the train split (dlib's landmarks on 256 px "
+                               "renders, head yaw +-30, pitch +-15, roll +-10 deg; the eyes look everywhere for the "
+                               f"first half of them, near the camera for the rest), {args.rendered_share:.0%} of each batch")
         card["rendered_validation_mae_per_dim"] = {n: round(float(e), 4) for n, e in zip(DRIVEN, err_r)}
         card["rendered_validation_mae"] = round(float(err_r.mean()), 4)
         card["rendered_validation_mae_always_zero"] = round(float(yrv.abs().mean()), 4)
@@ -193,19 +191,22 @@ def main(argv=None) -> None:
     print(json.dumps(card, indent=1))
 
 
-def _rendered_data(args, train_seeds, val_seeds):
+def _rendered_data(args, val_seeds):
     """-> (features, codes) tensors of rendered samples for training and validation (made or read from the cache)."""
     from pathlib import Path
 
     from .rendered import load_rendered, make_rendered, sample_features, save_rendered
 
+    from ..data.identity import split_seeds
+
     cache = Path(args.rendered_cache) if args.rendered_cache else None
-    tr, va = train_seeds[: args.rendered_identities], val_seeds
+    tr, va = [int(s) for s in split_seeds("train")[: args.rendered_identities]], val_seeds
     if cache is not None and cache.is_file():
         made = load_rendered(cache)
-    else:
-        jobs = [(s, args.rendered, 5000 + k, 256) for k, s in enumerate(tr)]
-        jobs += [(s, args.rendered_val, 5100 + k, 256) for k, s in enumerate(va)]
+    else:  # the first half of the identities look everywhere, the second half near the camera (as people do)
+        half = (len(tr) + 1) // 2
+        jobs = [(s, args.rendered, 5000 + k, 256, k < half) for k, s in enumerate(tr)]
+        jobs += [(s, args.rendered_val, 5100 + k, 256, True) for k, s in enumerate(va)]
         made = make_rendered(jobs, args.jobs)
         if cache is not None:
             save_rendered(cache, made)
@@ -216,8 +217,7 @@ def _rendered_data(args, train_seeds, val_seeds):
         if not fs:
             raise SystemExit(f"no rendered samples for identities {seeds} in {cache}")
         return (torch.tensor(np.concatenate([f[0] for f in fs])),
-                torch.tensor(np.concatenate([f[1][:, keep] for f in fs])),
-                torch.tensor(np.concatenate([f[2] for f in fs])))
+                torch.tensor(np.concatenate([f[1][:, keep] for f in fs])))
 
     gaze = fit_gaze([made[s] for s in tr if s in made], [made[s] for s in va if s in made]) if args.gaze else None
     return (*stack(tr), *stack(va), gaze)

@@ -202,10 +202,10 @@ class Driver:
             neutral = np.median(np.stack(self._calib), 0)
         else:
             neutral = self.neutral
-        angles = np.array([pose.yaw, pose.pitch, pose.roll])
-        code = self.reg.predict(feats - neutral, angles)[0]
+        code = self.reg.predict(feats - neutral)[0]
         if self.gaze is not None:
             code = np.concatenate([code, self._read_gaze(frame, face.landmarks, pose.world_to_cam, w, h, code)])
+        angles = np.array([pose.yaw, pose.pitch, pose.roll])
         if self.smooth:
             code = self._code_f(code, t)
             angles = self._pose_f(angles, t)
