@@ -327,6 +327,12 @@ def test_lift_uses_eg3d_when_installed_and_says_so(tmp_path, eg3d_classes, monke
     assert any("EG3D" in m for m in msgs) and res.render_after.shape == (128, 128, 3)
     # the views differ (the camera moves), and the route said which stack ran
     assert np.abs(cap.images[0] - cap.images[3]).mean() > 1e-3
+    # with optimisation steps: w+ moves against the photo, the generator stays frozen
+    from avat3r.lift.official.route import lift_photo_eg3d
+
+    cap2, res2, rep2 = lift_photo_eg3d(view, 48, G, None, steps=3)
+    assert len(res2.curve) == 3 and res2.curve[-1] < res2.curve[0] and "optimised against the photo" in " ".join(rep2)
+    assert not torch.equal(res2.ws, res2.ws_encoder) and all(p.grad is None for p in G.parameters())
 
 
 def test_cli_lift_with_eg3d_installed(tmp_path, eg3d_classes, ckpt, monkeypatch):

@@ -376,4 +376,4 @@ def load_goae(path=None, device="cpu") -> tuple[GOAE, str]:
         line += f"; AFA {afa_p.name}: {n} tensors mapped (occlusion-aware correction on)"
     else:
         line += "; no AFA file: no occlusion-aware correction"
-    return net.to(device).eval(), line
+    return net.to(device).eval().requires_grad_(False), line

@@ -139,7 +139,7 @@ def load_eg3d(path=None, which: str = "G_ema", device="cpu") -> tuple[EG3DGenera
                               "(GGHead checkpoints load with avat3r.generate.official.load_official)")
     cfg = eg3d_config_from_pickle(G, str(p))
     gen, rep = from_eg3d_state(cfg, safe_pickle.module_state_dict(G), str(p))
-    return gen.to(device), rep
+    return gen.to(device).requires_grad_(False), rep  # frozen: the lift optimises w+ only
 
 
 def _default_location() -> Path:
