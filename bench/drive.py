@@ -1,15 +1,18 @@
 """Driving accuracy on SynthHeads videos with known codes (docs/DRIVE.md, docs/PERFORMANCE.md).
 
 For hold-out identities (the test split, never seen by the regressor): a driving video rendered from the procedural
-head (first frames neutral with slight head motion, for calibration; then random expressions under random head
-poses), driven through the whole real path (mp4 -> dlib -> PnP -> features -> regressor; no smoothing). Reports:
+head (first frames neutral and near-frontal, for calibration; then random expressions while the head sways smoothly
+to ``--pose`` and back, or jumps to a new random pose every frame with ``--motion jump``), driven through the whole
+real path (mp4 -> dlib -> tracker -> PnP -> features -> regressor; no smoothing). Reports:
 - per-dimension mean absolute error of the recovered code on the expression frames, against "always neutral";
+- with ``--gaze`` the eyes look around, and the gaze estimate (the regressor's gaze.json gains) is scored against 0;
 - landmark error (dlib on both) of the avatar re-rendered under the recovered code and pose (the shipped model,
   reconstructed from the same identity's 4-view capture) against the driver, as % of the interocular distance,
-  with the avatar at neutral expression (pose only) as the baseline;
+  with the avatar at neutral expression (pose only) as the baseline (skipped with ``--no-avatar``);
 - code-extraction time per frame.
 
-    PYTHONPATH=. python bench/drive.py --identities 2 --frames 10 --size 256 --out docs/results/drive_synth.json
+    PYTHONPATH=. python bench/drive.py --identities 4 --frames 20 --size 256 --threads 1 --no-avatar --pose 20 10 5
+    PYTHONPATH=. python bench/drive.py --identities 2 --frames 10 --size 256 --threads 1 --pose 15 8 5
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ render), then random expression codes (the SynthHeads sampler) -> 3D landmarks -
 a few near-frontal neutral frames (what the driver's calibration does with the first frames). Each landmark's motion is scaled
 by a random factor in [0.75, 1.25] per sample: where a landmark sits on the rig differs between identities (and
 between dlib and the rig), and the regressor must not learn one identity's attachment. Target: the code without gaze
-(landmarks do not see the eyes' direction). Validation on held-out identities; a dimension the regressor reads
-worse than always answering neutral there is switched off (its range clipped to 0). The card records everything.
+(landmarks do not see the eyes' direction). With ``--rendered N``, N renders per identity with dlib's landmarks
+detected on them (``avat3r.drive.rendered``: what dlib does on turned heads and moving eyes) make half of each batch,
+and with ``--gaze`` the same renders fit the gaze gains (``gaze.json``). Validation on held-out identities; a
+dimension the regressor reads worse than always answering neutral there (on the renders when there are any) is
+switched off (its range clipped to 0). The card records everything.
 """
 
 from __future__ import annotations
@@ -192,12 +195,12 @@ def main(argv=None) -> None:
 
 
 def _rendered_data(args, val_seeds):
-    """-> (features, codes) tensors of rendered samples for training and validation (made or read from the cache)."""
+    """-> (features, codes) tensors of rendered samples for training, the same for validation, and gaze.json's
+    content (``--gaze``) or None; the samples are made, or read from the cache."""
     from pathlib import Path
 
-    from .rendered import load_rendered, make_rendered, sample_features, save_rendered
-
     from ..data.identity import split_seeds
+    from .rendered import load_rendered, make_rendered, sample_features, save_rendered
 
     cache = Path(args.rendered_cache) if args.rendered_cache else None
     tr, va = [int(s) for s in split_seeds("train")[: args.rendered_identities]], val_seeds
