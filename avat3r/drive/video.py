@@ -2,7 +2,8 @@
 
 Per frame: dlib face + 68 landmarks (on a copy at most ``DETECT_SIDE`` px), PnP head pose and pose-free features
 (``features``), minus the neutral face (median of the first ``CALIBRATION_FRAMES`` frames with a face: start the
-video with a relaxed face), the regressor -> code, One-Euro smoothing of code and pose. Frames without a face
+video with a relaxed face), the regressor -> code, gaze_x/gaze_y from the irises when the regressor folder has
+``gaze.json`` (``gaze``, same calibration), One-Euro smoothing of code and pose. Frames without a face
 hold the last code. Checked, with a message saying what to do: unreadable video, 0 frames, frames over
 ``limits.MAX_VIDEO_PIXELS``, no face, several faces of similar size, another person appearing (identity
 embedding checked every ``IDENTITY_EVERY`` frames). Longer videos are cut at ``limits.MAX_VIDEO_DRIVE_FRAMES``.
