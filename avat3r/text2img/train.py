@@ -84,8 +84,13 @@ def make_pipeline(preset: str = "small"):
     # thresholding: the cosine schedule's alpha_bar(999) is ~2e-9, so x0 = (x - sigma eps) / alpha multiplies eps errors
     # by ~2e4 at the first steps and DPM-Solver++ (which steps on x0) returns noise; clipping x0 to [-1, 1] (dynamic
     # thresholding, Imagen) bounds them. Seen: the first run's samples were pure noise without it.
+    # leading spacing (first step t = 941, not 999): at t = 999 the x0 estimate amplifies the eps error's mean by ~2e4,
+    # thresholding clips each colour channel to +-1 and the multistep solver carries that corner colour on: every
+    # sample of one seed came out green, or magenta, whatever the prompt (seen in session 5's grids); from t = 941
+    # the amplification is ~13x and the tint much weaker (grid in docs/TEXT2IMG.md)
     sampler = DPMSolverMultistepScheduler.from_config(train_sched.config, algorithm_type="dpmsolver++", solver_order=2,
-                                                      use_karras_sigmas=False, thresholding=True, sample_max_value=1.0)
+                                                      use_karras_sigmas=False, thresholding=True, sample_max_value=1.0,
+                                                      timestep_spacing="leading", steps_offset=1)
     return PortraitDiffusionPipeline(enc, unet, sampler), train_sched
 
 
