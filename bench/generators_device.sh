@@ -6,6 +6,9 @@
 # Returns <= 8 files: gg.tar.part_* (fp16 generator, resume state, contact sheets), t2i.tar.part_* (pipeline +
 # classifier, samples, bench), logs.tgz, summary.log. Carry .whl, .gl and .t2i_whl (diffusers + deps, not in the image).
 #   GG_S=500 T2I_DATA_S=60 T2I_S=300 RESUME= INIT=weights/text2img bash bench/generators_device.sh
+# Ran once (session 5): the GGHead half worked; the text half failed importing diffusers against a carried
+# huggingface_hub 2.x. The install step was changed since (diffusers only, hub 1.x fallback) and worked when run
+# inline beside the Avat3r run, but this script as a whole has not been re-run. Mind the 64 MiB carry limit.
 set -uo pipefail
 source bench/device_env.sh
 FINAL=$OUT; S=$FINAL/summary.log; t0=$SECONDS
