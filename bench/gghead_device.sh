@@ -7,14 +7,23 @@
 #     BUDGET=440 bash bench/gghead_device.sh
 # RESUME=weights/gghead/resume continues the shipped generator (its compact resume state); the run's own compact
 # state goes to $OUT/resume, to be committed next to the new weights (weights/gghead/resume/).
+# GAMMA (R1 weight, default 1 = GGHead's; "auto" = StyleGAN2-ADA's 0.0002 R^2 / batch, which let D win in session 5),
+# BLUR / BLUR_KIMG (EG3D's fading blur of D's inputs: sigma px, kimg); RECON / KL: the VAE warm start's weights
+# (train.py's lambda_recon / lambda_kl; RECON=0, the default, is GGHead's pure GAN objective). RUN (default /tmp/gg): on a machine kept warm,
+# a second call with RUN set to the same folder reuses its SynthHeads pool and RESUME=$RUN/main/ckpt continues with
+# the optimiser state (e.g. RUN=$PWD/.carry_ggrun, an ignored folder that stays on the device between calls).
 set -uo pipefail
 source bench/device_env.sh
-BUDGET=${BUDGET:-440}; SNAP=${SNAP:-45}; BATCH=${BATCH:-64}; RUN=/tmp/gg; mkdir -p $RUN/pool $RUN/held $OUT
+BUDGET=${BUDGET:-440}; SNAP=${SNAP:-45}; BATCH=${BATCH:-64}; RUN=${RUN:-/tmp/gg}; mkdir -p $RUN/pool $RUN/held $OUT
+export RUN; GAMMA=${GAMMA:-1}; BLUR=${BLUR:-0}; BLUR_KIMG=${BLUR_KIMG:-0}
 t0=$SECONDS
 LOG=$OUT/run.log
 el() { echo "$((SECONDS - t0))"; }
 { nvidia-smi --query-gpu=name,memory.total --format=csv; nproc; } >> $LOG 2>&1
 B="python3 -m avat3r.generate.train build-pool"
+if [ "$(ls $RUN/pool | wc -l)" -ge 170 ] && [ "$(ls $RUN/held | wc -l)" -ge 8 ]; then
+  echo "reusing the pool in $RUN: $(ls $RUN/pool | wc -l) chunks" >> $LOG
+else
 for k in 1 2 3 4 5 6 7 8; do
   OMP_NUM_THREADS=1 nice -n 10 $B --out $RUN/pool --count 110 --start-seed $((k * 10000)) --device cpu --prefix c$k > $RUN/pool_c$k.log 2>&1 &
 done
@@ -22,6 +31,7 @@ for k in 1 2; do
   OMP_NUM_THREADS=1 $B --out $RUN/pool --count 250 --start-seed $((100000 + k * 10000)) --device cuda --prefix g$k > $RUN/pool_g$k.log 2>&1 &
 done
 OMP_NUM_THREADS=1 nice -n 10 $B --out $RUN/held --count 64 --start-seed 900000 --device cpu --prefix h > $RUN/pool_h.log 2>&1 &
+fi
 python3 -c "$GSPLAT_COMPILE_PY" >> $LOG 2>&1 || { echo "gsplat setup failed" >> $LOG; exit 3; }
 echo "gsplat ready $(el) s; pool: $(ls $RUN/pool | wc -l) chunks" >> $LOG
 if [ "${PROFILE:-1}" = 1 ]; then  # PROFILE=0 when the GPU is shared (the timings would mean nothing): bf16
@@ -49,21 +59,23 @@ print(json.dumps({"check_batched_vs_loop_max_abs": [float((x - y).abs().max()) f
 res = {}
 for amp, B in (("bf16", 64), ("off", 64)):
     tc = TrainConfig(batch=B, amp=amp, views_per_head=16, r1_gamma=0.05)
-    p = train(f"/tmp/gg/prof_{amp}_{B}", "/tmp/gg/pool", 1.0, tc, device="cuda", profile=25, min_heads=32)
+    run = os.environ["RUN"]
+    p = train(f"{run}/prof_{amp}_{B}", f"{run}/pool", 1.0, tc, device="cuda", profile=25, min_heads=32)
     pm = p["profile_ms"]
     res[f"{amp}_b{B}"] = {"ms_per_step": pm, "img_s_synced": round(B * 1000 / pm["total"], 1)}
     print(json.dumps({f"profile_{amp}_b{B}": res[f"{amp}_b{B}"]}), flush=True)
-json.dump(res, open("/tmp/gg/profile.json", "w"), indent=1)
+json.dump(res, open(os.environ["RUN"] + "/profile.json", "w"), indent=1)
 PY
 echo "checks + profile rc=$? $(el) s" >> $LOG
 fi
 AMP=$(python3 -c "
-import json; r = json.load(open('/tmp/gg/profile.json'))
+import json; r = json.load(open('$RUN/profile.json'))
 print('bf16' if r['bf16_b64']['img_s_synced'] >= 0.95 * r['off_b64']['img_s_synced'] else 'off')" 2>/dev/null || echo bf16)
 MIN=$(python3 -c "print(max(0.5, ($BUDGET - $(el) - 95) / 60))")
 echo "main run: amp $AMP, batch $BATCH, $MIN min ($(el) s)" >> $LOG
 python3 -m avat3r.generate.train --out $RUN/main --pool $RUN/pool --heldout $RUN/held --minutes $MIN --batch $BATCH \
-  --amp $AMP --r1-gamma auto --views-per-head 48 --min-heads 160 --snapshot-s $SNAP ${RESUME:+--resume $RESUME} >> $LOG 2>&1
+  --amp $AMP --r1-gamma $GAMMA --blur-sigma $BLUR --blur-fade-kimg $BLUR_KIMG \
+  --lambda-recon ${RECON:-0} --lambda-kl ${KL:-0.01} --views-per-head 48 --min-heads 160 --snapshot-s $SNAP ${RESUME:+--resume $RESUME} >> $LOG 2>&1
 rc=$?
 echo "main rc=$rc $(el) s; pool $(ls $RUN/pool | wc -l) chunks" >> $LOG
 if [ $rc -ne 0 ] && [ ! -d $RUN/main/G_ema ]; then  # a fallback: fp32, per-sample rendering

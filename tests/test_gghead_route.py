@@ -119,18 +119,20 @@ def test_training_runs_and_resumes(tmp_path):
         g = G0.gaussians(G0.sample(i, 0.5), 0)
         tensors.update({f"{i}.{f}": getattr(g, f).half().contiguous() for f in ("means", "quats", "scales", "opacities", "colors")})
     save_file(tensors, str(pool / "pool_000.safetensors"))
-    tc = TrainConfig(preset="tiny", batch=2, r1_interval=1, d_channel_base=256, d_channel_max=16, views_per_head=3)
+    tc = TrainConfig(preset="tiny", batch=2, r1_interval=1, d_channel_base=256, d_channel_max=16, views_per_head=3,
+                     blur_sigma=1.0, blur_fade_kimg=1.0, lambda_recon=1.0)  # R1 through the blur; the VAE warm start
     p1 = train(tmp_path / "a", pool, 0.0, tc, device="cpu")  # a zero budget still runs one step and checkpoints
     assert p1["step"] == 1 and p1["nimg"] == 2
     ck = tmp_path / "a" / "ckpt"
-    for f in ("G", "D", "G_ema", "opt_g", "opt_d"):
+    for f in ("G", "D", "G_ema", "E", "opt_g", "opt_d"):
         assert (ck / f"{f}.safetensors").is_file()
     p2 = train(tmp_path / "b", pool, 0.0, resume=ck, device="cpu")
     assert p2["step"] == 2 and p2["nimg"] == 4
     G = load_generator(tmp_path / "b" / "G_ema", cache=False)
     assert G.config.preset == "tiny" and torch.isfinite(G.sample(0)["maps"]).all()
     rec = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
-    assert rec and {"loss_g", "loss_d", "r1", "img_s"} <= set(rec[0])
+    assert rec and {"loss_g", "loss_d", "r1", "img_s", "recon_l1", "kl"} <= set(rec[0])
+    assert 0 < rec[0]["recon_l1"] < 2 and rec[0]["kl"] >= 0
 
     # the compact state kept in weights/gghead/resume/: D (fp16) + progress, G_ema = the shipped model.safetensors
     from avat3r.generate.hub import save_generator
@@ -139,7 +141,7 @@ def test_training_runs_and_resumes(tmp_path):
     shipped = tmp_path / "shipped"
     save_generator(load_generator(tmp_path / "b" / "G_ema", cache=False), shipped, dtype=torch.float16)
     save_resume_state(tmp_path / "b" / "ckpt", shipped / "resume")
-    assert sorted(f.name for f in (shipped / "resume").iterdir()) == ["D.safetensors", "state.json"]
+    assert sorted(f.name for f in (shipped / "resume").iterdir()) == ["D.safetensors", "E.safetensors", "state.json"]
     p3 = train(tmp_path / "c", pool, 0.0, resume=shipped / "resume", device="cpu")
     assert p3["step"] == 3 and p3["nimg"] == 6
 
@@ -160,3 +162,36 @@ def test_unavailable_message_names_no_server_path(monkeypatch):
     monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", "/srv/secret/place")
     msg = get_source("gghead").available()
     assert msg is not None and "/srv/secret" not in msg and "$AVAT3R_GGHEAD_WEIGHTS" in msg
+
+
+def test_d_input_blur_fades_and_keeps_r1_differentiable():
+    from avat3r.generate.train import TrainConfig, blur_images, blur_sigma_at
+
+    tc = TrainConfig(blur_sigma=2.0, blur_fade_kimg=10.0)
+    assert blur_sigma_at(tc, 0) == 2.0 and blur_sigma_at(tc, 5000) == 1.0 and blur_sigma_at(tc, 20000) == 0.0
+    assert blur_sigma_at(TrainConfig(), 0) == 0.0  # off by default
+    x = torch.zeros(1, 4, 32, 32)
+    x[:, :, 16, 16] = 1.0
+    y = blur_images(x, 2.0)
+    assert y.shape == x.shape and abs(float(y.sum()) - 4.0) < 1e-4  # a point spread, not lost (far from the border)
+    assert float(y[0, 0, 16, 16]) < 0.1 and float(y[0, 0, 16, 20]) > 0.005  # spread over ~2 px
+    assert torch.equal(blur_images(x, 0.2), x)  # under one tap: nothing to do
+    xi = torch.randn(2, 4, 16, 16, requires_grad=True)
+    (g,) = torch.autograd.grad(blur_images(xi, 1.5).square().sum(), xi, create_graph=True)
+    g.square().sum().backward()  # R1's double backward
+    assert xi.grad is not None and torch.isfinite(xi.grad).all()
+
+
+def test_real_bank_pairs_are_views_of_one_head():
+    from avat3r.generate.train import RealBank, TrainConfig
+
+    G0 = GGHeadGenerator(preset("tiny")).eval()
+    heads = [G0.gaussians(G0.sample(i, 0.5), 0) for i in range(3)]
+    tc = TrainConfig(preset="tiny", views_per_head=4)
+    bank = RealBank(16, (0.0, 0.0, 0.0), G0.config.world_scale, tc, "cpu")
+    bank.add(heads[:2])
+    bank.add(heads[2:], views=2)  # a later, smaller batch of views
+    a, b = bank.sample_pairs(200)
+    assert torch.equal(bank.identity[a], bank.identity[b])
+    assert set(bank.identity[b].tolist()) == {0, 1, 2} and int(b.max()) < len(bank) == 10
+    assert (a != b).any()

@@ -9,7 +9,7 @@ from torch import nn
 
 from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
 
-__all__ = ["Discriminator"]
+__all__ = ["Discriminator", "Encoder"]
 
 
 class DiscriminatorBlock(nn.Module):
@@ -64,3 +64,29 @@ class Discriminator(nn.Module):
         x = self.fc(self.conv(x).flatten(1))
         x = self.out(x)
         return (x * cmap).sum(dim=1, keepdim=True) / np.sqrt(self.cmap_dim)
+
+
+class Encoder(nn.Module):
+    """The discriminator's trunk as a VAE encoder for the warm start (TrainConfig.lambda_recon): a real view
+    img [B, C, R, R] in [-1, 1] and its camera label c [B, c_dim] -> (mu, logvar) [B, z_dim] of the latent that should
+    regenerate the head. Not part of GGHead: it only speeds up the first stage of training (docs/GGHEAD.md)."""
+
+    def __init__(self, z_dim: int, c_dim: int, img_resolution: int, img_channels: int = 4, channel_base: int = 8192,
+                 channel_max: int = 256):
+        super().__init__()
+        res_log2 = int(np.log2(img_resolution))
+        self.resolutions = [2**i for i in range(res_log2, 2, -1)]
+        ch = {r: min(channel_base // r, channel_max) for r in self.resolutions + [4]}
+        for i, r in enumerate(self.resolutions):
+            setattr(self, f"b{r}", DiscriminatorBlock(ch[r], ch[r], ch[r // 2], img_channels, first=(i == 0)))
+        self.conv = Conv2dLayer(ch[4], ch[4], 3, activation="lrelu")
+        self.fc = FullyConnectedLayer(ch[4] * 16 + c_dim, ch[4], activation="lrelu")
+        self.out = FullyConnectedLayer(ch[4], 2 * z_dim)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = None
+        for r in self.resolutions:
+            x = getattr(self, f"b{r}")(x, img)
+        x = self.fc(torch.cat([self.conv(x).flatten(1).float(), c.float()], 1))
+        mu, logvar = self.out(x).float().chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 4)

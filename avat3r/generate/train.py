@@ -3,7 +3,8 @@
     python -m avat3r.generate.train --preset small --minutes 5 --out runs/gghead [--resume runs/gghead/ckpt]
     python -m avat3r.generate.train build-pool --out /tmp/pool --count 96     # SynthHeads heads, in chunks
 
-Objective: non-saturating GAN loss; R1 on real images (gamma 1, lazy every 16 steps); GGHead's regularisers on the
+Objective: non-saturating GAN loss; R1 on real images (gamma 1, lazy every 16 steps); optionally EG3D's fading blur
+of D's inputs (``--blur-sigma``, ``--blur-fade-kimg``); GGHead's regularisers on the
 raw position (0.1) and raw scale (0.05) channels; generator pose conditioning with camera swapping (p 0.5);
 camera-conditioned discriminator on RGB + mask; Adam (beta1 0, beta2 0.99); G_ema. Real images: a bank of random
 views of a pool of SynthHeads identities (neutral expression, black background), rendered once on the GPU (fp16,
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from ..cameras import Cameras, intrinsics_from_fov, look_at, spherical_to_cartesian
 from ..gaussians import Gaussians
 from .config import GGHeadConfig, preset
-from .discriminator import Discriminator
+from .discriminator import Discriminator, Encoder
 from .hub import save_generator
 from .model import GGHeadGenerator, camera_labels, render_offset
 
@@ -63,6 +64,14 @@ class TrainConfig:
     amp: str = "bf16"              # autocast dtype of G's and D's convolutions on CUDA: "bf16" or "off" (fp32/TF32)
     views_per_head: int = 64       # real-image bank: random views rendered per SynthHeads identity
     snapshot_s: float = 0.0        # contact sheet (and KID, when a feature net is given) every this many seconds
+    blur_sigma: float = 0.0        # EG3D's blur of D's inputs (real and fake), sigma in pixels at the start of training,
+    blur_fade_kimg: float = 0.0    # fading linearly to 0 over this many thousand images: keeps D from winning early
+    # VAE warm start (not GGHead's; 0 = off): an encoder maps one real view to a latent whose head must re-render
+    # another view of the same identity (L1 on RGB + mask, weight lambda_recon) with a KL pull to the N(0, I) prior
+    # (lambda_kl, on the mean over latent dims) beside the GAN loss: the adversarial loss alone needs millions of
+    # images before heads are recognisable, far more than a session's device minutes (docs/GGHEAD.md)
+    lambda_recon: float = 0.0
+    lambda_kl: float = 0.01
 
 
 # ---- data -----------------------------------------------------------------------------------------------
@@ -137,6 +146,7 @@ class RealBank:
         self.size, self.bg, self.world_scale, self.tc, self.device = size, background, world_scale, tc, torch.device(device)
         self.gen = torch.Generator().manual_seed(seed)
         self.n_heads = 0
+        self.start = self.count = None  # per head: first bank index and number of views [n_heads], on the device
         self._parts: list[tuple] = []
         self.images = self.labels = self.w2c = self.K = self.identity = None
 
@@ -159,6 +169,11 @@ class RealBank:
             ident = torch.full((V,), self.n_heads, dtype=torch.int64)
             parts.append((img, camera_labels(cams, self.world_scale), cams.world_to_cam, cams.K, ident))
             self.n_heads += 1
+        first = len(self)
+        starts = torch.tensor([first + k * V for k in range(len(heads))], device=self.device)
+        counts = torch.full((len(heads),), V, device=self.device)
+        self.start = starts if self.start is None else torch.cat([self.start, starts])
+        self.count = counts if self.count is None else torch.cat([self.count, counts])
         cat = [torch.cat([p[i] for p in parts]).to(self.device) for i in range(5)]
         if self.images is None:
             self.images, self.labels, self.w2c, self.K, self.identity = cat
@@ -173,6 +188,13 @@ class RealBank:
         c.K, c.world_to_cam = self.K[idx], self.w2c[idx]
         c.width = c.height = torch.full((len(idx),), self.size, dtype=torch.int64)
         return c
+
+    def sample_pairs(self, B: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """B random entries a [B] and for each another random view b [B] of the same head (may equal a)."""
+        a = torch.randint(len(self), (B,), device=self.device)
+        ident = self.identity[a]
+        b = self.start[ident] + (torch.rand(B, device=self.device) * self.count[ident]).long()
+        return a, b
 
     def sample(self, B: int) -> tuple[torch.Tensor, torch.Tensor, Cameras]:
         """B random entries -> (images [B, 4, R, R] float, labels [B, 25], cameras)."""
@@ -195,6 +217,27 @@ class _Timer:
         if name is not None:
             self.acc[name] = self.acc.get(name, 0.0) + now - self.t
         self.t = now
+
+
+def blur_sigma_at(tc: TrainConfig, nimg: int) -> float:
+    """The D-input blur at nimg images seen (EG3D: blur_init_sigma fading linearly over blur_fade_kimg)."""
+    if tc.blur_sigma <= 0 or tc.blur_fade_kimg <= 0:
+        return 0.0
+    return max(1.0 - nimg / (tc.blur_fade_kimg * 1000), 0.0) * tc.blur_sigma
+
+
+def blur_images(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x [B, C, H, W] blurred with a Gaussian of sigma px (all channels, the mask too, like GGHead's blur_masks), same
+    size; a depthwise FIR whose derivatives of every order stay forward convs (R1 differentiates through it)."""
+    from .layers import upfirdn2d
+
+    r = int(np.floor(sigma * 3))
+    if r < 1:
+        return x
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    f = torch.exp(-0.5 * (t / sigma) ** 2)
+    f = torch.outer(f, f)
+    return upfirdn2d(x, f / f.sum(), pad=(r, r, r, r))
 
 
 def _to_d(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -237,20 +280,25 @@ def save_resume_state(ck: Path, out_dir) -> Path:
 
     ck, out = Path(ck), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    d = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(ck / "D.safetensors")).items()}
-    save_file(d, str(out / "D.safetensors"))
+    for name in ("D", "E"):  # E: the warm start's encoder, when the run had one
+        if (ck / f"{name}.safetensors").is_file():
+            t = load_file(str(ck / f"{name}.safetensors"))
+            save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in t.items()},
+                      str(out / f"{name}.safetensors"))
     meta = json.loads((ck / "state.json").read_text())
     meta = {k: meta[k] for k in ("progress", "generator", "train")}
     (out / "state.json").write_text(json.dumps(meta, indent=1))
     return out
 
 
-def save_checkpoint(ck: Path, G, D, G_ema, opt_g, opt_d, progress: dict, gcfg: GGHeadConfig, tc: TrainConfig) -> None:
+def save_checkpoint(ck: Path, G, D, G_ema, opt_g, opt_d, progress: dict, gcfg: GGHeadConfig, tc: TrainConfig,
+                    E=None) -> None:
     from safetensors.torch import save_file
 
     ck.mkdir(parents=True, exist_ok=True)
-    for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
-        save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, str(ck / f"{name}.safetensors"))
+    for name, m in (("G", G), ("D", D), ("G_ema", G_ema), ("E", E)):
+        if m is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, str(ck / f"{name}.safetensors"))
     og, mg = _save_opt(opt_g)
     od, md = _save_opt(opt_d)
     save_file(og, str(ck / "opt_g.safetensors"))
@@ -295,15 +343,22 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     D = Discriminator(gcfg.c_dim, gcfg.image_resolution, channel_base=tc.d_channel_base,
                       channel_max=tc.d_channel_max).to(dev).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    use_rec = tc.lambda_recon > 0
+    E = Encoder(gcfg.z_dim, gcfg.c_dim, gcfg.image_resolution, channel_base=tc.d_channel_base,
+                channel_max=tc.d_channel_max).to(dev).train() if use_rec else None
     ratio = tc.r1_interval / (tc.r1_interval + 1)  # EG3D's lazy-regularisation correction of D's Adam
-    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=(0.0, 0.99), eps=1e-8)
+    # G and the warm start's encoder share one optimiser (G's settings): they minimise one loss
+    opt_g = torch.optim.Adam(list(G.parameters()) + (list(E.parameters()) if use_rec else []), lr=tc.lr_g,
+                             betas=(0.0, 0.99), eps=1e-8)
     opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr_d * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
     progress = {"step": 0, "nimg": 0, "seconds": 0.0}
     if resume is not None:
         r = Path(resume)
         for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
             m.load_state_dict(load_file(str(_resume_file(r, name))))  # fp16 files are cast to the fp32 parameters
-        if (r / "opt_g.safetensors").is_file():
+        if use_rec and (r / "E.safetensors").is_file():
+            E.load_state_dict(load_file(str(r / "E.safetensors")))
+        if (r / "opt_g.safetensors").is_file() and (not use_rec or (r / "E.safetensors").is_file()):
             _load_opt(opt_g, load_file(str(r / "opt_g.safetensors")), meta["opt_g"], dev)
             _load_opt(opt_d, load_file(str(r / "opt_d.safetensors")), meta["opt_d"], dev)
         else:  # a compact state (save_resume_state): fresh Adam, whose beta2 = 0.99 re-estimates in ~100 steps
@@ -329,7 +384,7 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     last = {"t": t0, "nimg": progress["nimg"]}
     next_snap = t0 + tc.snapshot_s if tc.snapshot_s > 0 else float("inf")
     tm = _Timer(profile > 0, dev)
-    acc = torch.zeros(5, device=dev)  # loss_g, loss_d, r1, reg_pos, reg_scale summed since the last log line
+    acc = torch.zeros(7, device=dev)  # loss_g, loss_d, r1, reg_pos, reg_scale, recon L1, KL summed since the last log
     n_acc = 0
 
     def snapshot():
@@ -356,7 +411,12 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
             bank.add(pool.heads[bank.n_heads:])
             tm.mark("bank_grow")
         tm.mark()
-        real, c, cams = bank.sample(B)
+        if use_rec:  # the GAN's real batch are the views b; the encoder sees other views a of the same heads
+            ia, ib = bank.sample_pairs(B)
+            real, c, cams = bank.images[ib].float(), bank.labels[ib], bank.cameras(ib)
+            enc_in, c_enc = bank.images[ia].float(), bank.labels[ia]
+        else:
+            real, c, cams = bank.sample(B)
         tm.mark("sample_real")
         # -- G: non-saturating loss + raw position / scale regularisers, pose-conditioning swap
         z = torch.randn(B, gcfg.z_dim, device=dev)
@@ -364,17 +424,32 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
         c_gen = torch.where(swap, c.roll(1, 0), c)
         D.requires_grad_(False)
         ws = G.mapping(z, c_gen, update_emas=True)  # fp32: the mapping is small and w needs the precision
+        loss_rec = kl = torch.zeros((), device=dev)
+        if use_rec:  # one synthesis pass over the prior's and the encoder's latents together
+            with autocast():
+                mu, logvar = E(enc_in, c_enc)
+            z_e = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            ws = torch.cat([ws, G.mapping(z_e, c_gen)])
+            cams = bank.cameras(torch.cat([ib, ib]))
         with autocast():
             maps = G.uv_maps(ws, noise_mode="random")
         o = G.attributes(maps.float())
         tm.mark("G_forward")
         fake = _to_d(*G.render_batch(o, cams))
+        if use_rec:
+            fake, rec = fake[:B], fake[B:]
+            loss_rec = (rec - real).abs().mean()
+            kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).mean()
+        sigma = blur_sigma_at(tc, progress["nimg"])
+        if sigma > 0:
+            fake = blur_images(fake, sigma)
         tm.mark("render_fwd")
         with autocast():
             loss_adv = F.softplus(-D(fake, c).float()).mean()
         reg_pos = o["raw_position"].float().norm(dim=-1).mean()
         reg_scale = o["raw_scale"].float().norm(dim=-1).mean()
-        loss_g = loss_adv + tc.lambda_raw_position * reg_pos + tc.lambda_raw_scale * reg_scale
+        loss_g = (loss_adv + tc.lambda_raw_position * reg_pos + tc.lambda_raw_scale * reg_scale
+                  + tc.lambda_recon * loss_rec + tc.lambda_kl * kl * use_rec)
         tm.mark("D_on_fake_fwd")
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -387,7 +462,7 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
         real_in = real.detach().requires_grad_(do_r1)
         with autocast():
             logits_fake = D(fake.detach(), c).float()
-            logits_real = D(real_in, c).float()
+            logits_real = D(blur_images(real_in, sigma) if sigma > 0 else real_in, c).float()  # R1: w.r.t. the unblurred image, as EG3D
         loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         r1 = torch.zeros((), device=dev)
         if do_r1:
@@ -408,7 +483,8 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
             torch._foreach_lerp_(params_e, [p.detach() for p in params_g], 1.0 - beta)
             torch._foreach_copy_(bufs_e, bufs_g)
         tm.mark("D_adam_ema")
-        acc += torch.stack([loss_adv.detach(), loss_d.detach(), r1.detach() * do_r1, reg_pos.detach(), reg_scale.detach()])
+        acc += torch.stack([loss_adv.detach(), loss_d.detach(), r1.detach() * do_r1, reg_pos.detach(), reg_scale.detach(),
+                            loss_rec.detach(), kl.detach()])
         n_acc += 1
         progress["step"] += 1
         if progress["step"] % log_every == 0 or progress["step"] == step0 + 1:
@@ -416,6 +492,7 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
             m = (acc / n_acc).tolist()
             rec = {"step": progress["step"], "kimg": progress["nimg"] / 1000, "t": round(progress["seconds"] + now - t0, 1),
                    "loss_g": m[0], "loss_d": m[1], "r1": m[2] * tc.r1_interval, "reg_pos": m[3], "reg_scale": m[4],
+                   **({"recon_l1": m[5], "kl": m[6]} if use_rec else {}),
                    "img_s": round((progress["nimg"] - last["nimg"]) / max(now - last["t"], 1e-6), 1),
                    "bank": len(bank), "heads": bank.n_heads}
             acc.zero_()
@@ -439,7 +516,7 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     if tc.snapshot_s > 0 and not profile:
         t0 = time.time()  # progress["seconds"] already holds the run's time
         snapshot()
-    save_checkpoint(out / "ckpt", G, D, G_ema, opt_g, opt_d, progress, gcfg, tc)
+    save_checkpoint(out / "ckpt", G, D, G_ema, opt_g, opt_d, progress, gcfg, tc, E=E)
     save_generator(G_ema.cpu(), out / "G_ema", extra={"progress": progress, "train": dataclasses.asdict(tc)})
     G_ema.to(dev)
     logf.close()
@@ -512,6 +589,10 @@ def main(argv=None) -> None:
         p.add_argument("--batch", type=int, default=64)
         p.add_argument("--r1-gamma", default="1.0", help="R1 weight, or 'auto' (StyleGAN2-ADA: 0.0002 R^2 / batch)")
         p.add_argument("--amp", default="bf16", choices=["bf16", "off"])
+        p.add_argument("--blur-sigma", type=float, default=0.0, help="blur D's inputs by this sigma (px) at first...")
+        p.add_argument("--blur-fade-kimg", type=float, default=0.0, help="...fading to none over this many kimg (EG3D)")
+        p.add_argument("--lambda-recon", type=float, default=0.0, help="VAE warm start: reconstruction weight (0 = off)")
+        p.add_argument("--lambda-kl", type=float, default=0.01, help="VAE warm start: KL weight (mean over z dims)")
         p.add_argument("--views-per-head", type=int, default=64)
         p.add_argument("--min-heads", type=int, default=1, help="wait until the pool holds this many heads")
         p.add_argument("--snapshot-s", type=float, default=0.0, help="contact sheet (+ KID with --heldout) every S s")
@@ -529,7 +610,8 @@ def main(argv=None) -> None:
         build_pool(pool, 8, device=dev)
     gamma = 0.0002 * preset(a.preset).image_resolution ** 2 / a.batch if a.r1_gamma == "auto" else float(a.r1_gamma)
     tc = TrainConfig(preset=a.preset, batch=a.batch, r1_gamma=gamma, amp=a.amp, views_per_head=a.views_per_head,
-                     snapshot_s=a.snapshot_s)
+                     snapshot_s=a.snapshot_s, blur_sigma=a.blur_sigma, blur_fade_kimg=a.blur_fade_kimg,
+                     lambda_recon=a.lambda_recon, lambda_kl=a.lambda_kl)
     probe = None
     if a.heldout:
         from .quality import KIDProbe
