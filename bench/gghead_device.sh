@@ -9,7 +9,8 @@
 # state goes to $OUT/resume, to be committed next to the new weights (weights/gghead/resume/).
 # GAMMA (R1 weight, default 1 = GGHead's; "auto" = StyleGAN2-ADA's 0.0002 R^2 / batch, which let D win in session 5),
 # BLUR / BLUR_KIMG (EG3D's fading blur of D's inputs: sigma px, kimg); RECON / KL: the VAE warm start's weights
-# (train.py's lambda_recon / lambda_kl; RECON=0, the default, is GGHead's pure GAN objective). RUN (default /tmp/gg): on a machine kept warm,
+# (train.py's lambda_recon / lambda_kl; RECON=0, the default, is GGHead's pure GAN objective); RECON_ONLY / RECON_FADE
+# (kimg): a reconstruction-only first stage, then the reconstruction weight fading out. RUN (default /tmp/gg): on a machine kept warm,
 # a second call with RUN set to the same folder reuses its SynthHeads pool and RESUME=$RUN/main/ckpt continues with
 # the optimiser state (e.g. RUN=$PWD/.carry_ggrun, an ignored folder that stays on the device between calls).
 set -uo pipefail
@@ -75,7 +76,7 @@ MIN=$(python3 -c "print(max(0.5, ($BUDGET - $(el) - 95) / 60))")
 echo "main run: amp $AMP, batch $BATCH, $MIN min ($(el) s)" >> $LOG
 python3 -m avat3r.generate.train --out $RUN/main --pool $RUN/pool --heldout $RUN/held --minutes $MIN --batch $BATCH \
   --amp $AMP --r1-gamma $GAMMA --blur-sigma $BLUR --blur-fade-kimg $BLUR_KIMG \
-  --lambda-recon ${RECON:-0} --lambda-kl ${KL:-0.01} --views-per-head 48 --min-heads 160 --snapshot-s $SNAP ${RESUME:+--resume $RESUME} >> $LOG 2>&1
+  --lambda-recon ${RECON:-0} --lambda-kl ${KL:-0.01} --recon-only-kimg ${RECON_ONLY:-0} --recon-fade-kimg ${RECON_FADE:-0} --views-per-head 48 --min-heads 160 --snapshot-s $SNAP ${RESUME:+--resume $RESUME} >> $LOG 2>&1
 rc=$?
 echo "main rc=$rc $(el) s; pool $(ls $RUN/pool | wc -l) chunks" >> $LOG
 if [ $rc -ne 0 ] && [ ! -d $RUN/main/G_ema ]; then  # a fallback: fp32, per-sample rendering

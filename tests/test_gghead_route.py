@@ -195,3 +195,25 @@ def test_real_bank_pairs_are_views_of_one_head():
     assert torch.equal(bank.identity[a], bank.identity[b])
     assert set(bank.identity[b].tolist()) == {0, 1, 2} and int(b.max()) < len(bank) == 10
     assert (a != b).any()
+
+
+def test_reconstruction_only_stage_leaves_the_gan_idle(tmp_path):
+    from safetensors.torch import save_file
+
+    from avat3r.generate.train import TrainConfig, recon_weight, train
+
+    tc = TrainConfig(lambda_recon=2.0, recon_only_kimg=1.0, recon_fade_kimg=2.0)
+    assert recon_weight(tc, 0) == 1.0 and recon_weight(tc, 1000) == 1.0 and recon_weight(tc, 2000) == 0.5
+    assert recon_weight(tc, 5000) == 0.0 and recon_weight(TrainConfig(), 10**6) == 1.0
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    G0 = GGHeadGenerator(preset("tiny")).eval()
+    g = G0.gaussians(G0.sample(0, 0.5), 0)
+    save_file({f"0.{f}": getattr(g, f).half().contiguous() for f in ("means", "quats", "scales", "opacities", "colors")},
+              str(pool / "pool_000.safetensors"))
+    tc = TrainConfig(preset="tiny", batch=2, r1_interval=1, d_channel_base=256, d_channel_max=16, views_per_head=3,
+                     lambda_recon=1.0, recon_only_kimg=1.0)
+    train(tmp_path / "a", pool, 0.0, tc, device="cpu")
+    rec = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])
+    assert rec["loss_g"] == 0.0 and rec["loss_d"] == 0.0 and rec["r1"] == 0.0  # no adversarial term, D untouched
+    assert rec["recon_l1"] > 0

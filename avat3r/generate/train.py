@@ -72,6 +72,8 @@ class TrainConfig:
     # images before heads are recognisable, far more than a session's device minutes (docs/GGHEAD.md)
     lambda_recon: float = 0.0
     lambda_kl: float = 0.01
+    recon_only_kimg: float = 0.0   # a first stage of this many kimg with the reconstruction alone (no GAN, D idle)
+    recon_fade_kimg: float = 0.0   # then lambda_recon fades linearly to 0 over this many kimg (0: stays on)
 
 
 # ---- data -----------------------------------------------------------------------------------------------
@@ -238,6 +240,14 @@ def blur_images(x: torch.Tensor, sigma: float) -> torch.Tensor:
     f = torch.exp(-0.5 * (t / sigma) ** 2)
     f = torch.outer(f, f)
     return upfirdn2d(x, f / f.sum(), pad=(r, r, r, r))
+
+
+def recon_weight(tc: TrainConfig, nimg: int) -> float:
+    """The warm start's reconstruction weight factor at nimg images: 1 during and right after the reconstruction-only
+    stage, then fading linearly to 0 over recon_fade_kimg (when set)."""
+    if tc.recon_fade_kimg <= 0:
+        return 1.0
+    return float(min(max(1.0 - (nimg - tc.recon_only_kimg * 1000) / (tc.recon_fade_kimg * 1000), 0.0), 1.0))
 
 
 def _to_d(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -425,31 +435,37 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
         D.requires_grad_(False)
         ws = G.mapping(z, c_gen, update_emas=True)  # fp32: the mapping is small and w needs the precision
         loss_rec = kl = torch.zeros((), device=dev)
+        pre = use_rec and progress["nimg"] < tc.recon_only_kimg * 1000  # reconstruction-only stage: no GAN
+        lam_rec = tc.lambda_recon * recon_weight(tc, progress["nimg"])
         if use_rec:  # one synthesis pass over the prior's and the encoder's latents together
             with autocast():
                 mu, logvar = E(enc_in, c_enc)
             z_e = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-            ws = torch.cat([ws, G.mapping(z_e, c_gen)])
-            cams = bank.cameras(torch.cat([ib, ib]))
+            ws_e = G.mapping(z_e, c_gen)
+            ws = ws_e if pre else torch.cat([ws, ws_e])
+            cams = bank.cameras(ib if pre else torch.cat([ib, ib]))
         with autocast():
             maps = G.uv_maps(ws, noise_mode="random")
         o = G.attributes(maps.float())
         tm.mark("G_forward")
         fake = _to_d(*G.render_batch(o, cams))
         if use_rec:
-            fake, rec = fake[:B], fake[B:]
+            fake, rec = (fake, fake) if pre else (fake[:B], fake[B:])
             loss_rec = (rec - real).abs().mean()
             kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).mean()
         sigma = blur_sigma_at(tc, progress["nimg"])
         if sigma > 0:
             fake = blur_images(fake, sigma)
         tm.mark("render_fwd")
-        with autocast():
-            loss_adv = F.softplus(-D(fake, c).float()).mean()
+        if pre:
+            loss_adv = torch.zeros((), device=dev)
+        else:
+            with autocast():
+                loss_adv = F.softplus(-D(fake, c).float()).mean()
         reg_pos = o["raw_position"].float().norm(dim=-1).mean()
         reg_scale = o["raw_scale"].float().norm(dim=-1).mean()
         loss_g = (loss_adv + tc.lambda_raw_position * reg_pos + tc.lambda_raw_scale * reg_scale
-                  + tc.lambda_recon * loss_rec + tc.lambda_kl * kl * use_rec)
+                  + lam_rec * loss_rec + tc.lambda_kl * kl * use_rec)
         tm.mark("D_on_fake_fwd")
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -458,21 +474,22 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
         tm.mark("G_adam")
         # -- D: fake -> 0, real -> 1, lazy R1 (the fakes of the G step, detached: one generator pass per step)
         D.requires_grad_(True)
-        do_r1 = tc.r1_gamma > 0 and step % tc.r1_interval == 0
-        real_in = real.detach().requires_grad_(do_r1)
-        with autocast():
-            logits_fake = D(fake.detach(), c).float()
-            logits_real = D(blur_images(real_in, sigma) if sigma > 0 else real_in, c).float()  # R1: w.r.t. the unblurred image, as EG3D
-        loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
-        r1 = torch.zeros((), device=dev)
-        if do_r1:
-            (g,) = torch.autograd.grad(logits_real.sum(), real_in, create_graph=True)
-            r1 = g.float().square().sum(dim=[1, 2, 3]).mean()
-            loss_d = loss_d + r1 * (tc.r1_gamma / 2) * tc.r1_interval
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        tm.mark("D_step_r1" if do_r1 else "D_step")
-        opt_d.step()
+        do_r1 = tc.r1_gamma > 0 and step % tc.r1_interval == 0 and not pre
+        loss_d = r1 = torch.zeros((), device=dev)
+        if not pre:
+            real_in = real.detach().requires_grad_(do_r1)
+            with autocast():
+                logits_fake = D(fake.detach(), c).float()
+                logits_real = D(blur_images(real_in, sigma) if sigma > 0 else real_in, c).float()  # R1 w.r.t. the unblurred image (EG3D)
+            loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
+            if do_r1:
+                (g,) = torch.autograd.grad(logits_real.sum(), real_in, create_graph=True)
+                r1 = g.float().square().sum(dim=[1, 2, 3]).mean()
+                loss_d = loss_d + r1 * (tc.r1_gamma / 2) * tc.r1_interval
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            tm.mark("D_step_r1" if do_r1 else "D_step")
+            opt_d.step()
         # -- G_ema
         progress["nimg"] += B
         ema_nimg = tc.ema_kimg * 1000
@@ -593,6 +610,8 @@ def main(argv=None) -> None:
         p.add_argument("--blur-fade-kimg", type=float, default=0.0, help="...fading to none over this many kimg (EG3D)")
         p.add_argument("--lambda-recon", type=float, default=0.0, help="VAE warm start: reconstruction weight (0 = off)")
         p.add_argument("--lambda-kl", type=float, default=0.01, help="VAE warm start: KL weight (mean over z dims)")
+        p.add_argument("--recon-only-kimg", type=float, default=0.0, help="VAE warm start: kimg of reconstruction alone")
+        p.add_argument("--recon-fade-kimg", type=float, default=0.0, help="VAE warm start: then fade it out over kimg")
         p.add_argument("--views-per-head", type=int, default=64)
         p.add_argument("--min-heads", type=int, default=1, help="wait until the pool holds this many heads")
         p.add_argument("--snapshot-s", type=float, default=0.0, help="contact sheet (+ KID with --heldout) every S s")
@@ -611,7 +630,8 @@ def main(argv=None) -> None:
     gamma = 0.0002 * preset(a.preset).image_resolution ** 2 / a.batch if a.r1_gamma == "auto" else float(a.r1_gamma)
     tc = TrainConfig(preset=a.preset, batch=a.batch, r1_gamma=gamma, amp=a.amp, views_per_head=a.views_per_head,
                      snapshot_s=a.snapshot_s, blur_sigma=a.blur_sigma, blur_fade_kimg=a.blur_fade_kimg,
-                     lambda_recon=a.lambda_recon, lambda_kl=a.lambda_kl)
+                     lambda_recon=a.lambda_recon, lambda_kl=a.lambda_kl, recon_only_kimg=a.recon_only_kimg,
+                     recon_fade_kimg=a.recon_fade_kimg)
     probe = None
     if a.heldout:
         from .quality import KIDProbe
