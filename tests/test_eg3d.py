@@ -15,12 +15,12 @@ import math
 import os
 import pickle
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from persistence_fakes import fake_persistence_modules
 from torch import nn
 
 from avat3r.errors import CheckpointError
@@ -56,28 +56,11 @@ def _rel(a, b):
 def eg3d_classes():
     """Importable stand-ins for EG3D's classes (module and class names as in the real pickles); the persistent
     ones pickle as EG3D's persistence does: _reconstruct_persistent_obj(meta) with the module's source inside."""
-    saved = {k: sys.modules.get(k) for k in _FAKE}
-    mods = {k: types.ModuleType(k) for k in _FAKE}
-    sys.modules.update(mods)
+    with fake_persistence_modules(_FAKE, _TOUCHED) as (_, make):
+        yield _eg3d_classes(lambda module, name, persistent=True: make(module, name, persistent))
 
-    def _reconstruct_persistent_obj(meta):  # EG3D would exec(meta["module_src"]) here
-        raise AssertionError("the real reconstructor must never run")
 
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    mods["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
-
-    def cls(module, name, persistent=True):
-        def reduce(self):
-            src = f"open({str(_TOUCHED)!r}, 'w').write('ran')\n"
-            meta = dict(type="class", version=4, module_src=src, class_name=name, state=dict(self.__dict__))
-            return (_reconstruct_persistent_obj, (meta,))
-
-        c = type(name, (nn.Module,), {"__reduce__": reduce} if persistent else {})
-        c.__module__, c.__qualname__ = module, name
-        setattr(mods[module], name, c)
-        return c
-
+def _eg3d_classes(cls) -> dict:
     ns, vr = "training.networks_stylegan2", "training.volumetric_rendering"
     classes = {n: cls(ns, n) for n in ("Generator", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer", "ToRGBLayer",
                                        "MappingNetwork", "FullyConnectedLayer")}
@@ -88,9 +71,7 @@ def eg3d_classes():
     classes["ImportanceRenderer"] = cls(vr + ".renderer", "ImportanceRenderer", persistent=False)
     classes["RaySampler"] = cls(vr + ".ray_sampler", "RaySampler", persistent=False)
     classes["MipRayMarcher2"] = cls(vr + ".ray_marcher", "MipRayMarcher2", persistent=False)
-    yield classes
-    for k, v in saved.items():
-        sys.modules.pop(k, None) if v is None else sys.modules.__setitem__(k, v)
+    return classes
 
 
 def _kind(path: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from persistence_fakes import fake_persistence_modules
 from torch import nn
 
 from avat3r.errors import CheckpointError
@@ -77,28 +78,11 @@ _TOUCHED = Path(os.environ.get("TMPDIR", "/tmp")) / "avat3r_gghead_persistence_s
 @pytest.fixture
 def fake_gghead_modules():
     """Importable stand-ins for GGHead / EG3D classes (module and class names as in the real checkpoints)."""
-    saved = {k: sys.modules.get(k) for k in _FAKE}
-    mods = {k: types.ModuleType(k) for k in _FAKE}
-    sys.modules.update(mods)
+    with fake_persistence_modules(_FAKE, _TOUCHED) as (mods, make):
+        yield _gghead_classes(mods, lambda module, name, persistent=False: make(module, name, persistent))
 
-    def _reconstruct_persistent_obj(meta):  # what EG3D would do: exec(meta["module_src"]) - never called here
-        raise AssertionError("the real reconstructor must never run")
 
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    mods["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
-
-    def cls(module, name, persistent=False):
-        def reduce(self):
-            src = f"open({str(_TOUCHED)!r}, 'w').write('ran')\n"  # EG3D stores module source; executing it must not happen
-            meta = dict(type="class", version=4, module_src=src, class_name=name, state=dict(self.__dict__))
-            return (_reconstruct_persistent_obj, (meta,))
-
-        c = type(name, (nn.Module,), {"__reduce__": reduce} if persistent else {})
-        c.__module__, c.__qualname__ = module, name
-        setattr(mods[module], name, c)
-        return c
-
+def _gghead_classes(mods, cls) -> dict:
     ns = "training.networks_stylegan2"
     classes = {
         "root": cls("gghead.models.gghead_model", "GGHeadModel"),
@@ -124,12 +108,7 @@ def fake_gghead_modules():
     for n, c in cfgs.items():
         c.__module__ = "gghead.models.gghead_model"
         setattr(mods["gghead.models.gghead_model"], n, c)
-    yield classes, GaussianAttribute, cfgs
-    for k, v in saved.items():
-        if v is None:
-            sys.modules.pop(k, None)
-        else:
-            sys.modules[k] = v
+    return classes, GaussianAttribute, cfgs
 
 
 def _obj(c, **kw):
