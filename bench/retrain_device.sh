@@ -13,7 +13,8 @@
 # SHIPPED_FID=0 skips re-measuring the shipped weights.
 set -uo pipefail
 source bench/device_env.sh
-TRAIN_S=${TRAIN_S:-280}; GGHEAD_S=${GGHEAD_S:-0}; MAIN=${MAIN:-/tmp/avat3r_main}; C=/tmp/curve; mkdir -p "$C"
+TRAIN_S=${TRAIN_S:-280}; GGHEAD_S=${GGHEAD_S:-0}; MAIN=${MAIN:-/tmp/avat3r_main}; C=${CURVE:-/tmp/curve}; mkdir -p "$C"
+TOUT=${TRAINOUT:-/tmp/trainout}  # CURVE / TRAINOUT / MAIN: separate folders let two runs share a GPU (bench/retrain_ab_device.sh)
 t0=$SECONDS
 python3 -c "$GSPLAT_COMPILE_PY" > "$C/compile.log" 2>&1 || { echo "gsplat setup failed"; tail -5 "$C/compile.log"; exit 1; }
 echo "gsplat ready $((SECONDS - t0)) s"
@@ -29,17 +30,17 @@ if [ "$GGHEAD_S" -gt 0 ]; then
    echo "gghead done $((SECONDS - t0)) s") &
 fi
 [ "${SHIPPED_FID:-1}" = 1 ] && fid weights step_shipped 4 &
-OUT=/tmp/trainout PHASE=main TRAIN_S=$TRAIN_S MAIN=$MAIN TRAIN_EXTRA="--set keep_checkpoints=0 ${TRAIN_EXTRA:-}" \
+OUT=$TOUT PHASE=main TRAIN_S=$TRAIN_S MAIN=$MAIN TRAIN_EXTRA="--set keep_checkpoints=0 ${TRAIN_EXTRA:-}" \
   bash bench/train_device.sh > "$C/train_device.log" 2>&1
 echo "training done $((SECONDS - t0)) s"; grep -E "rc=|samples/s|it/s" "$C/train_device.log" | tail -3
-mkdir -p "$OUT/ckpt"; cp /tmp/trainout/ckpt/tensors-*.safetensors "$OUT/ckpt/" 2>/dev/null
-cp /tmp/trainout/ckpt/trainer.json /tmp/trainout/results.tgz "$C/" 2>/dev/null
+mkdir -p "$OUT/ckpt"; cp "$TOUT"/ckpt/tensors-*.safetensors "$OUT/ckpt/" 2>/dev/null
+cp "$TOUT"/ckpt/trainer.json "$TOUT"/results.tgz "$C/" 2>/dev/null
 last=$(ls -d "$MAIN"/checkpoints/step_* 2>/dev/null | tail -1)
 for c in "$MAIN"/checkpoints/step_*; do
   [ -d "$c" ] || continue; s=$(basename "$c")
-  python3 -m avat3r.train.export "$c" "/tmp/w_$s" > "$C/export_$s.log" 2>&1 || continue
-  if [ "$c" = "$last" ]; then fid "/tmp/w_$s" "$s" 4,1,2 & else fid "/tmp/w_$s" "$s" 4 & fi
+  python3 -m avat3r.train.export "$c" "$C/w_$s" > "$C/export_$s.log" 2>&1 || continue
+  if [ "$c" = "$last" ]; then fid "$C/w_$s" "$s" 4,1,2 & else fid "$C/w_$s" "$s" 4 & fi
 done
 wait
-(cd /tmp && tar czf "$OUT/logs.tgz" curve); ls -la "$OUT" "$OUT"/*/
+tar czf "$OUT/logs.tgz" --exclude 'w_step_*' -C "$(dirname "$C")" "$(basename "$C")"; ls -la "$OUT" "$OUT"/*/
 grep -h "dB" "$C"/*/fidelity.md 2>/dev/null | head -40

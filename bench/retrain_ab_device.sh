@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One device call for issue 15's open question (docs/eval/learning_curve.md): why do continuations of the shipped
+# weights score lower on 4 views? Two continuations from weights/ share the GPU, each bench/retrain_device.sh with
+# its own folders: A with the settings of A_ENV, B with B_ENV (e.g. augmentations off vs on at the same lr), then
+# each run's learning curve (fidelity on every checkpoint, 4/1/2 views on the last). Returns a.tgz and b.tgz
+# (logs + curves) and the better run's last checkpoint is NOT picked here: compare the curves, then ship by hand.
+#   A_ENV='AUGMENT=off' B_ENV='AUGMENT={"preset":"real","color":false,"prob":0.3}' TRAIN_S=330 bash bench/retrain_ab_device.sh
+# Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
+set -uo pipefail
+source bench/device_env.sh
+python3 -c "$GSPLAT_COMPILE_PY" > /tmp/compile.log 2>&1 || { echo "gsplat setup failed"; tail -5 /tmp/compile.log; exit 1; }
+FINAL=$OUT
+for r in a b; do
+  envs=$([ $r = a ] && echo "${A_ENV:-}" || echo "${B_ENV:-}")
+  (mkdir -p /tmp/ab_$r/out && env $envs OUT=/tmp/ab_$r/out MAIN=/tmp/ab_$r/main CURVE=/tmp/ab_$r/curve TRAINOUT=/tmp/ab_$r/train \
+     SHIPPED_FID=0 FID_TIMEOUT=${FID_TIMEOUT:-150} TRAIN_S=${TRAIN_S:-330} bash bench/retrain_device.sh > /tmp/ab_$r/run.log 2>&1
+   echo "run $r rc=$?") &
+done
+wait
+for r in a b; do
+  cp /tmp/ab_$r/out/logs.tgz /tmp/ab_$r/logs.tgz 2>/dev/null
+  tar czf "$FINAL/$r.tgz" -C /tmp/ab_$r run.log logs.tgz
+  echo "== $r (${r^^}_ENV)"; grep -h "dB" /tmp/ab_$r/curve/*/fidelity.md 2>/dev/null | head -12
+done
+ls -la "$FINAL"
