@@ -3,6 +3,7 @@ generated portraits) and timing (CPU prompt -> portrait, prompt -> animated avat
 
     python bench/text2img.py --pipeline weights/text2img --classifier weights/text2img/classifier --prompts 200
     python bench/text2img.py ... --cpu-timing            # + prompt -> portrait and prompt -> avatar on this CPU
+    python bench/text2img.py --prompts 0 --app-timing    # + the app's route over HTTP (portrait, viewer, clip)
 
 Prompts are captions of held-out identities (train seeds >= 900_000, never trained on), so each asks for a few
 attributes; adherence = requested attributes the classifier finds / requested attributes. The same requests
@@ -118,6 +119,30 @@ def time_avatar(model: str, out_dir: str, steps: int = 20) -> dict:
     return {"total_s": round(time.perf_counter() - t0, 2), "outputs": sorted(paths), "progress": marks[::4]}
 
 
+def time_app(model: str, threads: int, runs: int = 2, steps: int = 20) -> dict:
+    """Seconds for the app's "From a text prompt" route over HTTP against ``python app.py`` (the public demo's path:
+    portrait, reconstruction, the 3D viewer's .ply and the animated expression clip), cold then warm."""
+    import sys
+
+    from avat3r.pipeline import default_weights_dir
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from app_fixtures import AppServer
+    from gradio_client import Client
+
+    env = {"OMP_NUM_THREADS": str(threads), "AVAT3R_TEXT2IMG": str(Path(model).resolve()), "AVAT3R_VIDEO_SIZE": "256"}
+    times, report = [], ""
+    with AppServer(default_weights_dir(), env=env, timeout=240) as srv:
+        c = Client(srv.url, verbose=False)
+        for r in range(runs + 1):
+            t = time.perf_counter()
+            out = c.predict("long brown hair, smiling", r, steps, api_name="/generate_from_text")
+            times.append(time.perf_counter() - t)
+            report = out[3]  # outputs less the session state: portrait, viewer, clip, report, ply
+    return {"cold_s": round(times[0], 2), "warm_s": [round(x, 2) for x in times[1:]],
+            "app_report": report.splitlines()[-1] if report else ""}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pipeline", default="weights/text2img")
@@ -128,6 +153,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--cpu-timing", action="store_true", help="time prompt -> portrait and -> animated avatar on the CPU")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--app-timing", action="store_true", help="time the app's text route over HTTP (python app.py)")
     ap.add_argument("--out", default=None, help="write the results (.json) here")
     a = ap.parse_args(argv)
     from avat3r.text2img.hub import load_portrait_pipeline
@@ -151,6 +177,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as d:
             res["avatar_time"] = time_avatar(a.pipeline, d, a.steps)
         print(f"prompt -> animated avatar: {res['avatar_time']['total_s']} s")
+    if a.app_timing:
+        res["app_time"] = time_app(a.pipeline, a.threads, steps=a.steps)
+        print(f"app: prompt -> animated avatar on screen: {res['app_time']}")
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1))
     return 0
