@@ -30,17 +30,31 @@ class DiscriminatorBlock(nn.Module):
         return y + x
 
 
+def _add_blocks(m: nn.Module, img_resolution: int, img_channels: int, channel_base: int, channel_max: int) -> dict:
+    """The 'resnet' trunk's blocks b{R} .. b8 as attributes of m (m.resolutions); returns channels per resolution."""
+    res_log2 = int(np.log2(img_resolution))
+    m.resolutions = [2**i for i in range(res_log2, 2, -1)]
+    ch = {r: min(channel_base // r, channel_max) for r in m.resolutions + [4]}
+    for i, r in enumerate(m.resolutions):
+        setattr(m, f"b{r}", DiscriminatorBlock(ch[r], ch[r], ch[r // 2], img_channels, first=(i == 0)))
+    return ch
+
+
+def _run_blocks(m: nn.Module, img: torch.Tensor) -> torch.Tensor:
+    """img [B, C, R, R] -> trunk features [B, ch4, 4, 4]."""
+    x = None
+    for r in m.resolutions:
+        x = getattr(m, f"b{r}")(x, img)
+    return x
+
+
 class Discriminator(nn.Module):
     """img [B, C, R, R] in [-1, 1], c [B, c_dim] -> logits [B, 1]."""
 
     def __init__(self, c_dim: int, img_resolution: int, img_channels: int = 4, channel_base: int = 8192,
                  channel_max: int = 256, cmap_dim: int = 128, mbstd_group: int = 4):
         super().__init__()
-        res_log2 = int(np.log2(img_resolution))
-        self.resolutions = [2**i for i in range(res_log2, 2, -1)]
-        ch = {r: min(channel_base // r, channel_max) for r in self.resolutions + [4]}
-        for i, r in enumerate(self.resolutions):
-            setattr(self, f"b{r}", DiscriminatorBlock(ch[r], ch[r], ch[r // 2], img_channels, first=(i == 0)))
+        ch = _add_blocks(self, img_resolution, img_channels, channel_base, channel_max)
         self.mapping = MappingNetwork(0, c_dim, cmap_dim, None, num_layers=2, w_avg_beta=None)
         self.mbstd_group = mbstd_group
         self.conv = Conv2dLayer(ch[4] + 1, ch[4], 3, activation="lrelu")
@@ -49,9 +63,7 @@ class Discriminator(nn.Module):
         self.cmap_dim = cmap_dim
 
     def forward(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        x = None
-        for r in self.resolutions:
-            x = getattr(self, f"b{r}")(x, img)
+        x = _run_blocks(self, img)
         cmap = self.mapping(None, c)
         # minibatch standard deviation (one feature)
         B, C, H, W = x.shape
@@ -74,19 +86,13 @@ class Encoder(nn.Module):
     def __init__(self, z_dim: int, c_dim: int, img_resolution: int, img_channels: int = 4, channel_base: int = 8192,
                  channel_max: int = 256):
         super().__init__()
-        res_log2 = int(np.log2(img_resolution))
-        self.resolutions = [2**i for i in range(res_log2, 2, -1)]
-        ch = {r: min(channel_base // r, channel_max) for r in self.resolutions + [4]}
-        for i, r in enumerate(self.resolutions):
-            setattr(self, f"b{r}", DiscriminatorBlock(ch[r], ch[r], ch[r // 2], img_channels, first=(i == 0)))
+        ch = _add_blocks(self, img_resolution, img_channels, channel_base, channel_max)
         self.conv = Conv2dLayer(ch[4], ch[4], 3, activation="lrelu")
         self.fc = FullyConnectedLayer(ch[4] * 16 + c_dim, ch[4], activation="lrelu")
         self.out = FullyConnectedLayer(ch[4], 2 * z_dim)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = None
-        for r in self.resolutions:
-            x = getattr(self, f"b{r}")(x, img)
+        x = _run_blocks(self, img)
         x = self.fc(torch.cat([self.conv(x).flatten(1).float(), c.float()], 1))
         mu, logvar = self.out(x).float().chunk(2, dim=1)
         return mu, logvar.clamp(-10, 4)
