@@ -5,14 +5,18 @@
 #   of BUDGET, with a contact sheet + KID against held-out identities every SNAP seconds; then fp16 weights, the
 #   contact sheet (8 seeds x 4 views), an interpolation strip and the GPU seed -> animated frame benchmark in $OUT.
 #     BUDGET=440 bash bench/gghead_device.sh
-# RESUME=weights/gghead/resume continues the shipped generator (its compact resume state); the run's own compact
-# state goes to $OUT/resume, to be committed next to the new weights (weights/gghead/resume/).
+# RESUME=weights/gghead/resume continues the shipped generator (its state.json; D and E restart fresh). The run's
+# own state comes back as resume_state.json + D.safetensors + E.safetensors (fp16): to continue it in a later call
+# with D and E, put them in a carried folder as X/resume/{state.json,D,E}.safetensors with the returned
+# model.safetensors as X/model.safetensors, and pass RESUME=X/resume. Commit state.json alone next to shipped weights.
+# A failed main run fails the call; FALLBACK=1 then trains from scratch with fp32 per-sample rendering instead.
 # GAMMA (R1 weight, default 1 = GGHead's; "auto" = StyleGAN2-ADA's 0.0002 R^2 / batch, which let D win in session 5),
 # BLUR / BLUR_KIMG (EG3D's fading blur of D's inputs: sigma px, kimg); RECON / KL: the VAE warm start's weights
 # (train.py's lambda_recon / lambda_kl; RECON=0, the default, is GGHead's pure GAN objective); RECON_ONLY / RECON_FADE
-# (kimg): a reconstruction-only first stage, then the reconstruction weight fading out. RUN (default /tmp/gg): on a machine kept warm,
-# a second call with RUN set to the same folder reuses its SynthHeads pool and RESUME=$RUN/main/ckpt continues with
-# the optimiser state (e.g. RUN=$PWD/.carry_ggrun, an ignored folder that stays on the device between calls).
+# (kimg): a reconstruction-only first stage, then the reconstruction weight fading out. On a resume these settings
+# are the new run's (the checkpoint keeps only the network shapes). RUN (default /tmp/gg): the run's folder. Do not
+# count on it surviving to the next call: in session 7 a call right after two others on the same warm machine found
+# RUN=$PWD/.carry_ggrun empty (so RESUME=$RUN/main/ckpt failed and the old fallback trained from scratch).
 set -uo pipefail
 source bench/device_env.sh
 BUDGET=${BUDGET:-440}; SNAP=${SNAP:-45}; BATCH=${BATCH:-64}; RUN=${RUN:-/tmp/gg}; mkdir -p $RUN/pool $RUN/held $OUT
@@ -79,6 +83,10 @@ python3 -m avat3r.generate.train --out $RUN/main --pool $RUN/pool --heldout $RUN
   --lambda-recon ${RECON:-0} --lambda-kl ${KL:-0.01} --recon-only-kimg ${RECON_ONLY:-0} --recon-fade-kimg ${RECON_FADE:-0} --views-per-head 48 --min-heads 160 --snapshot-s $SNAP ${RESUME:+--resume $RESUME} >> $LOG 2>&1
 rc=$?
 echo "main rc=$rc $(el) s; pool $(ls $RUN/pool | wc -l) chunks" >> $LOG
+if [ $rc -ne 0 ] && [ "${FALLBACK:-0}" != 1 ]; then
+  echo "main run failed (rc=$rc): no fallback (FALLBACK=1 trains from scratch, fp32, per-sample rendering)" >> $LOG
+  exit $rc
+fi
 if [ $rc -ne 0 ] && [ ! -d $RUN/main/G_ema ]; then  # a fallback: fp32, per-sample rendering
   MIN=$(python3 -c "print(max(0.3, ($BUDGET - $(el) - 60) / 60))")
   AVAT3R_GGHEAD_LOOP_RENDER=1 python3 -m avat3r.generate.train --out $RUN/main --pool $RUN/pool --minutes $MIN \
@@ -90,17 +98,22 @@ python3 - >> $LOG 2>&1 <<PY
 import torch
 from avat3r.generate.hub import load_generator, save_generator
 from avat3r.generate.train import contact_sheet, interpolation_strip, save_resume_state
-save_resume_state("$RUN/main/ckpt", "$OUT/resume")
+import shutil
+r = save_resume_state("$RUN/main/ckpt", "$RUN/resume")
+for f in r.iterdir():  # flat: the device returns 8 files and counts a folder's files
+    shutil.copy(f, "$OUT/" + ("resume_state.json" if f.name == "state.json" else f.name))
 G = load_generator("$RUN/main/G_ema", device="cuda")
 save_generator(G, "$OUT", dtype=torch.float16, extra=__import__("json").load(open("$RUN/main/G_ema/config.json")).get("training"))
 contact_sheet(G, [0, 1, 2, 3, 4, 5, 6, 7], "$OUT/sheet.png", truncation=0.7, size=128)
-contact_sheet(G, [8, 9, 10, 11, 12, 13, 14, 15], "$OUT/sheet_t1.png", truncation=1.0, size=128)
-interpolation_strip(G, 0, 1, "$OUT/interp.png", steps=8, truncation=0.7, size=128)
+contact_sheet(G, [8, 9, 10, 11, 12, 13, 14, 15], "$RUN/sheet_t1.png", truncation=1.0, size=128)
+interpolation_strip(G, 0, 1, "$RUN/interp.png", steps=8, truncation=0.7, size=128)
 print("samples written")
 PY
 W=weights; [ -f weights/config.json ] || W=../weights
 timeout 60 python3 bench/gghead.py --device cuda --generator $RUN/main/G_ema --weights $W --repeats 10 --json $RUN/bench_gpu.json >> $LOG 2>&1
 echo "bench rc=$? all done $(el) s" >> $LOG
 cp $RUN/main/log.jsonl $RUN/bench_gpu.json $RUN/main/ 2>/dev/null
-(cd $RUN && tar czf $OUT/logs.tgz profile.json main/log.jsonl main/snapshots main/G_ema/config.json bench_gpu.json prof_*/log.jsonl pool_*.log 2>/dev/null)
-ls -la $OUT >> $LOG
+ls -la $OUT >> $LOG; cp $LOG $RUN/run.log
+(cd $RUN && tar czf $OUT/logs.tgz run.log sheet_t1.png interp.png profile.json main/log.jsonl main/snapshots \
+  main/G_ema/config.json bench_gpu.json prof_*/log.jsonl pool_*.log 2>/dev/null)
+rm -f $LOG  # inside logs.tgz: 7 files come back (model, config, sheet, D, E, resume_state.json, logs.tgz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -106,7 +107,7 @@ def test_cli_generate_refuses_a_code_running_pickle(tmp_path, capsys):
     assert not marker.exists() and not (tmp_path / "o").exists()
 
 
-def test_training_runs_and_resumes(tmp_path):
+def test_training_runs_and_resumes(tmp_path, capsys):
     from safetensors.torch import save_file
 
     from avat3r.generate.train import TrainConfig, train
@@ -144,6 +145,23 @@ def test_training_runs_and_resumes(tmp_path):
     assert sorted(f.name for f in (shipped / "resume").iterdir()) == ["D.safetensors", "E.safetensors", "state.json"]
     p3 = train(tmp_path / "c", pool, 0.0, resume=shipped / "resume", device="cpu")
     assert p3["step"] == 3 and p3["nimg"] == 6
+
+    # the committed state is state.json alone: D restarts; a continuation may change the objective (the GAN after
+    # the reconstruction stage) but keeps the checkpoint's network shapes
+    lean = tmp_path / "lean"
+    save_generator(load_generator(tmp_path / "b" / "G_ema", cache=False), lean, dtype=torch.float16)
+    save_resume_state(tmp_path / "b" / "ckpt", lean / "resume", nets=())
+    assert [f.name for f in (lean / "resume").iterdir()] == ["state.json"]
+    capsys.readouterr()
+    tc2 = dataclasses.replace(tc, preset="small", d_channel_max=512, lambda_recon=0.0, batch=4)
+    p4 = train(tmp_path / "d", pool, 0.0, tc2, resume=lean / "resume", device="cpu")
+    assert p4["step"] == 3 and p4["nimg"] == 2 + 2 + 4  # the caller's batch
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    changes = next(o["settings_changed"] for o in out if "settings_changed" in o)
+    assert changes["lambda_recon"] == [1.0, 0.0] and changes["batch"] == [2, 4]
+    assert "preset" not in changes and "d_channel_max" not in changes  # shapes come from the checkpoint
+    assert any(o.get("discriminator") == "fresh" for o in out)
+    assert load_generator(tmp_path / "d" / "G_ema", cache=False).config.preset == "tiny"
 
 
 def test_unavailable_message_names_no_server_path(monkeypatch):

@@ -271,8 +271,12 @@ def _load_opt(opt: torch.optim.Optimizer, tensors: dict, meta: dict, device) -> 
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+# TrainConfig fields a resumed run takes from its checkpoint (they shape the networks); the rest are the caller's
+RESUME_KEEPS = ("preset", "d_channel_base", "d_channel_max")
+
+
 def _resume_file(r: Path, name: str) -> Path:
-    """A resume directory's tensors for G / D / G_ema. A compact state (save_resume_state) has only D: G_ema is the
+    """A resume directory's tensors for G / G_ema. A compact state (save_resume_state) has no G: G_ema is the
     shipped generator next to it (../model.safetensors) and G restarts from G_ema."""
     f = r / f"{name}.safetensors"
     if not f.is_file() and name in ("G", "G_ema"):
@@ -282,15 +286,17 @@ def _resume_file(r: Path, name: str) -> Path:
     return f
 
 
-def save_resume_state(ck: Path, out_dir) -> Path:
-    """A compact state to continue training in a later session, kept next to the shipped generator
-    (``weights/gghead/resume/``): D in float16 and the progress/configs; no optimiser moments (they would triple the
-    size; Adam's beta1 = 0 and beta2 = 0.99 rebuild them within ~100 steps) and no G (G restarts from G_ema)."""
+def save_resume_state(ck: Path, out_dir, nets: tuple[str, ...] = ("D", "E")) -> Path:
+    """A compact state to continue training in a later session: the progress/configs (``state.json``) and the
+    networks in ``nets`` in float16 (D; E, the warm start's encoder, when the run had one). No optimiser moments
+    (they would triple the size; Adam's beta1 = 0 and beta2 = 0.99 rebuild them within ~100 steps) and no G (G
+    restarts from G_ema, the generator next to it). The committed ``weights/gghead/resume/`` holds state.json only
+    (``nets=()``): D and E (12 MB each) would push the repository past the device's carry limit; they restart."""
     from safetensors.torch import load_file, save_file
 
     ck, out = Path(ck), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("D", "E"):  # E: the warm start's encoder, when the run had one
+    for name in nets:
         if (ck / f"{name}.safetensors").is_file():
             t = load_file(str(ck / f"{name}.safetensors"))
             save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in t.items()},
@@ -331,15 +337,24 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tc = tc or TrainConfig()
     meta = None
     if resume is not None:
         meta = json.loads((Path(resume) / "state.json").read_text())
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        kw = {k: v for k, v in meta["train"].items() if k in known}
-        tc = TrainConfig(**{**kw, "elevation": tuple(kw["elevation"]), "radius": tuple(kw["radius"])})
+        # the networks' shapes come from the checkpoint; the schedule and losses are the caller's (a continuation
+        # may change objective, e.g. from the reconstruction-only stage to the GAN); changes are printed
+        saved = meta["train"]
+        if tc is None:  # nothing asked: continue as the checkpoint trained
+            known = {f.name for f in dataclasses.fields(TrainConfig)}
+            kw = {k: v for k, v in saved.items() if k in known}
+            tc = TrainConfig(**{**kw, "elevation": tuple(kw["elevation"]), "radius": tuple(kw["radius"])})
+        kept = {k: saved[k] for k in RESUME_KEEPS if k in saved}
+        changed = {k: [saved.get(k), v] for k, v in dataclasses.asdict(tc).items()
+                   if k not in kept and k in saved and saved[k] != (list(v) if isinstance(v, tuple) else v)}
+        tc = dataclasses.replace(tc, **kept)
         gcfg = GGHeadConfig.from_dict(meta["generator"])
+        print(json.dumps({"resume": str(resume), "settings_changed": changed}), flush=True)
     else:
+        tc = tc or TrainConfig()
         gcfg = preset(tc.preset)
     torch.manual_seed(tc.seed)
     if dev.type == "cuda":
@@ -364,8 +379,12 @@ def train(out_dir, pool_dir, minutes: float, tc: TrainConfig | None = None, resu
     progress = {"step": 0, "nimg": 0, "seconds": 0.0}
     if resume is not None:
         r = Path(resume)
-        for name, m in (("G", G), ("D", D), ("G_ema", G_ema)):
+        for name, m in (("G", G), ("G_ema", G_ema)):
             m.load_state_dict(load_file(str(_resume_file(r, name))))  # fp16 files are cast to the fp32 parameters
+        if (r / "D.safetensors").is_file():
+            D.load_state_dict(load_file(str(r / "D.safetensors")))
+        else:  # the committed state carries no D (size): a fresh D, as a fine-tune of a pretrained G starts
+            print(json.dumps({"resume": str(r), "discriminator": "fresh"}), flush=True)
         if use_rec and (r / "E.safetensors").is_file():
             E.load_state_dict(load_file(str(r / "E.safetensors")))
         if (r / "opt_g.safetensors").is_file() and (not use_rec or (r / "E.safetensors").is_file()):
