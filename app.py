@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -68,26 +69,38 @@ def friendly(title: str):
     """Every failure of a step reaches the page as a gr.Error with a message (never a bare "Error"): our
     Avat3rError as it is, anything else as an internal error (its traceback goes to the server log)."""
 
+    def as_user_error(e: Exception) -> gr.Error:
+        from avat3r.errors import Avat3rError
+
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, Avat3rError):
+            return _user_error(e, title)
+        if isinstance(e, MemoryError):
+            return UserError("The server ran out of memory for this request: use fewer or smaller images.", title=title)
+        import traceback  # a bug: the user still gets a sentence, the log gets the traceback
+
+        traceback.print_exc()
+        return UserError(f"Internal error ({type(e).__name__}); please try again, and report it if it persists.",
+                         title=title)
+
     def deco(fn):
+        if inspect.isgeneratorfunction(fn):  # a step that streams its outputs (Gradio needs a generator function)
+            @functools.wraps(fn)
+            def streamed(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except Exception as e:
+                    raise as_user_error(e) from None
+
+            return streamed
+
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            from avat3r.errors import Avat3rError
-
             try:
                 return fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Avat3rError as e:
-                raise _user_error(e, title) from None
-            except MemoryError:
-                raise UserError("The server ran out of memory for this request: use fewer or smaller images.",
-                                title=title) from None
-            except Exception as e:  # a bug: the user still gets a sentence, the log gets the traceback
-                import traceback
-
-                traceback.print_exc()
-                raise UserError(f"Internal error ({type(e).__name__}); please try again, and report it if it "
-                                "persists.", title=title) from None
+            except Exception as e:
+                raise as_user_error(e) from None
 
         return wrapped
 
@@ -730,7 +743,8 @@ def surprise_seed() -> int:
 @friendly("Cannot generate the head")
 def generate_head(seed, truncation, request: gr.Request = None, progress=gr.Progress()):
     """Seed + truncation -> (session state, GGHead head viewer .ply, Avat3r avatar viewer .ply, expression clip,
-    report, avatar .ply download). The GGHead head and the animated Avat3r avatar are shown side by side."""
+    report, avatar .ply download). The GGHead head and the animated Avat3r avatar are shown side by side. Streams:
+    the head and the avatar in the 3D viewers first (seconds), then the rendered expression clip (the slow part)."""
     from avat3r.errors import Avat3rError
     from avat3r.generate.avatar import check_request, generated_capture, head_gaussians
     from avat3r.generate.hub import load_generator
@@ -760,15 +774,17 @@ def generate_head(seed, truncation, request: gr.Request = None, progress=gr.Prog
     neutral = avatar.expression_code(None)
     viewer = _viewer_ply(avatar, neutral, work, "neutral")
     ply = str(avatar.save_ply(work / "avatar.ply"))
+    state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
+    lines = avatar.report + [f"GGHead head {seed} (truncation {truncation:g}) -> avatar in the 3D viewer in "
+                             f"{time.time() - t0:.1f} s; rendering the expression clip ..."]
+    yield state, str(head_ply), viewer, None, "\n".join(lines), ply
     space = pipe.expression_space
     keys = [k for k in ("neutral", "smile", "surprise") if k in space.presets] or list(space.presets)[:1]
     codes = expression_sequence(space, keys, 6)
     frames = avatar.animation(codes, (20.0, 5.0), size=VIDEO_SIZE, progress=_progress_cb(progress, 0.65, 0.95))
     clip = str(write_video(work / f"generated_{uuid.uuid4().hex[:6]}.mp4", frames, fps=12))
-    report = "\n".join(avatar.report + [f"GGHead head {seed} (truncation {truncation:g}) -> animated avatar in "
-                                        f"{time.time() - t0:.1f} s"])
-    state = {"avatar": avatar, "work": str(work), "code": neutral.tolist()}
-    return state, str(head_ply), viewer, clip, report, ply
+    lines[-1] = lines[-1].replace("; rendering the expression clip ...", f"; animated clip at {time.time() - t0:.1f} s")
+    yield state, str(head_ply), viewer, clip, "\n".join(lines), ply
 
 
 def _gghead_tab(state, viewer, ply_file) -> None:
@@ -876,7 +892,7 @@ def get_source_available(name: str) -> str | None:
 
 def _lift_tab(state, viewer, ply_file) -> None:
     """The 'One photo' tab: a photo and a mode -> the lifted views, then the animated avatar."""
-    from avat3r.lift.route import DEFAULT_MODE
+    from avat3r.lift.route import default_mode
 
     why = get_source_available("lift")
     if why:
@@ -886,7 +902,7 @@ def _lift_tab(state, viewer, ply_file) -> None:
     mode = gr.Radio(choices=[("Lift: GAN inversion -> 4 views (the paper's route)", "lift"),
                              ("Lift + photo: the 4 views and the photo", "lift+photo"),
                              ("Native: the photo alone (V = 1)", "native")],
-                    value=DEFAULT_MODE if not why else "native", label="Mode", elem_id="lift-mode")
+                    value=default_mode() if not why else "native", label="Mode", elem_id="lift-mode")
     lift_btn = gr.Button("Lift and animate", variant="primary", elem_id="lift-btn")
     views = gr.Image(label="Photo crop | the generator's fit | the four views Avat3r sees", interactive=False,
                      elem_id="lift-views")

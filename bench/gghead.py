@@ -1,6 +1,7 @@
 """Seed -> animated avatar on screen: GGHead sample, four input views, Avat3r reconstruct, one animated frame.
 
     python bench/gghead.py [--device cpu|cuda] [--generator weights/gghead] [--repeats 3] [--json out.json]
+                           [--app-timing [--threads 2]]   # also the app over HTTP: to the 3D viewers, to the clip
 
 Times each stage (after one warm-up run on the same process, so model loading and CUDA/gsplat warm-up are
 excluded; loading is reported separately) and prints one JSON object.
@@ -64,6 +65,37 @@ def run(device: str, generator=None, weights=None, repeats: int = 3, truncation:
             "loadavg_1min": round(os.getloadavg()[0], 1)}
 
 
+def time_app(threads: int, runs: int = 2) -> dict:
+    """Seconds for the app's "Generate" route over HTTP against ``python app.py`` (the public demo's path, no browser
+    on the machine): to the first streamed output (the GGHead head and the avatar in the 3D viewers) and to the last
+    (the expression clip), cold (models loading) then warm."""
+    import sys
+    from pathlib import Path
+
+    from avat3r.pipeline import default_weights_dir
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from app_fixtures import AppServer
+    from gradio_client import Client
+
+    env = {"OMP_NUM_THREADS": str(threads), "AVAT3R_VIDEO_SIZE": "256"}
+    rows = []
+    with AppServer(default_weights_dir(), env=env, timeout=240) as srv:
+        c = Client(srv.url, verbose=False)
+        for r in range(runs + 1):
+            t = time.perf_counter()
+            job = c.submit(r + 1, 0.7, api_name="/generate_head")
+            first = None
+            while not job.done():
+                if first is None and job.outputs():
+                    first = time.perf_counter() - t
+                time.sleep(0.05)
+            job.result()
+            rows.append({"viewer_s": round(first if first is not None else time.perf_counter() - t, 2),
+                         "clip_s": round(time.perf_counter() - t, 2)})
+    return {"cold": rows[0], "warm": rows[1:]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -71,8 +103,12 @@ def main(argv=None):
     ap.add_argument("--weights", default=None, help="Avat3r weights (default: the shipped weights/)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--app-timing", action="store_true", help="also time the app's Generate route over HTTP")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the app (--app-timing)")
     a = ap.parse_args(argv)
     res = run(a.device, a.generator, a.weights, a.repeats)
+    if a.app_timing:
+        res["app"] = time_app(a.threads)
     print(json.dumps(res))
     if a.json:
         with open(a.json, "w") as f:

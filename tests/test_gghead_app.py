@@ -29,10 +29,14 @@ def client(tmp_path_factory):
 def test_generate_head_route(client):
     from avat3r.io.ply import load_ply
 
-    head, _viewer, clip, report, ply = client.predict(5, 0.7, api_name="/generate_head")
+    job = client.submit(5, 0.7, api_name="/generate_head")
+    head, _viewer, clip, report, ply = job.result()
     assert len(load_ply(head)) > 1000 and len(load_ply(ply)) > 100  # the GGHead head and the Avat3r avatar
     assert Path(clip["video"] if isinstance(clip, dict) else clip).stat().st_size > 1000
-    assert "GGHead head 5" in report
+    assert "GGHead head 5" in report and "animated clip at" in report
+    first = job.outputs()[0]  # streamed: the avatar reaches the 3D viewers before the clip is rendered
+    assert len(job.outputs()) == 2 and first[2] is None and "rendering the expression clip" in first[3]
+    assert len(load_ply(first[1])) > 1000
     seed = client.predict(api_name="/surprise_seed")
     assert isinstance(seed, (int, float)) and 0 <= seed < 2**31
 
