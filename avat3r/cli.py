@@ -562,7 +562,7 @@ def cmd_lift(args) -> int:
         raise InputError("--steps and --pti-steps must be in 0..1000")
     pipe = load_pipeline(args.weights, device=args.device)
     G = enc = None
-    if mode == "lift":
+    if mode != "native":  # lift and lift+photo: the generator (and encoder) the user named
         G, enc = load_lift_models(args.generator, args.encoder, device=str(pipe.device))
     cfg = InvertConfig.for_device(pipe.device)
     cfg.steps = cfg.steps if args.steps is None else args.steps

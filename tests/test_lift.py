@@ -168,7 +168,7 @@ def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_
     from avat3r.io.images import save_image
     from avat3r.io.ply import load_ply
 
-    d, _ = tiny_gen
+    d, G = tiny_gen
     photo = tmp_path / "astronaut.png"
     save_image(photo, data.astronaut().astype(np.float32) / 255)
     out = tmp_path / "lifted"
@@ -184,6 +184,12 @@ def test_cli_lift_real_photo_writes_views_avatar_and_videos(tiny_gen, ckpt, tmp_
     rc = main(["-q", "lift", str(photo), "--mode", "native", "--weights", str(ckpt), "--device", "cpu",
                "-o", str(tmp_path / "native"), "--frames", "0", "--size", "48"])
     assert rc == 0 and len(read_capture_folder(tmp_path / "native" / "capture")) == 1
+    # lift+photo lifts into the generator the user named (it once fell back to the installed one)
+    rc = main(["-q", "lift", str(photo), "--mode", "lift+photo", "--generator", str(d), "--weights", str(ckpt),
+               "--device", "cpu", "--steps", "1", "-o", str(tmp_path / "lp"), "--frames", "0", "--size", "48"])
+    assert rc == 0 and len(read_capture_folder(tmp_path / "lp" / "capture")) == 5
+    info = json.loads((tmp_path / "lp" / "lift.json").read_text())
+    assert info["mode"] == "lift+photo" and f"of {G.num_gaussians} Gaussians" in " ".join(info["report"])
     assert main(["-q", "lift", str(tmp_path / "nope.jpg"), "--mode", "lift", "--generator", str(d), "--weights", str(ckpt),
                  "-o", str(tmp_path / "x")]) == 2
 
@@ -202,3 +208,14 @@ def test_lift_source_runs_inside_inference_mode(tiny_gen, target_view):
         view = Capture(img[None].astype(np.float32), cam, ["photo"], mask[None].astype(np.float32))
         res = get_source("lift").to_capture(view, size=48, generator=G, invert=InvertConfig(steps=2, render_size=32))
     assert len(res.capture) == 4 and any("optimised w+ for 2 steps" in line for line in res.report)
+
+
+def test_default_mode_is_the_measured_one_and_native_without_a_generator(tmp_path, monkeypatch):
+    from avat3r.lift import route
+
+    monkeypatch.setattr(route, "official_installed", lambda: False)
+    monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", str(tmp_path / "none"))  # no generator to lift into
+    assert route.default_mode() == "native" and route.check_mode(None) == "native"
+    d = save_generator(GGHeadGenerator(preset("tiny")).eval(), tmp_path / "gg")
+    monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", str(d))
+    assert route.default_mode() == route.DEFAULT_MODE == route.check_mode(None) == "lift+photo"

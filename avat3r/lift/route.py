@@ -2,8 +2,9 @@
 crop and mask; ``invert_photo`` lifts it into the generator; the lifted head is rendered from the GGHead route's
 four input views (``avat3r.generate.avatar.input_cameras``) with masks and cameras -> a Capture.
 
-Two modes (``MODES``): "lift" (the four rendered views) and "native" (the photo alone, V = 1). ``DEFAULT_MODE`` is
-the one the bench (bench/lift.py) measured better; the app and the CLI can switch.
+Three modes (``MODES``): "lift" (the four rendered views), "lift+photo" (those and the photo) and "native" (the
+photo alone, V = 1). ``DEFAULT_MODE`` is the one the bench (bench/lift.py) measured better; ``default_mode()`` falls
+back to "native" where no generator is installed; the app and the CLI can switch.
 """
 
 from __future__ import annotations
@@ -19,17 +20,27 @@ from ..errors import InputError
 from .config import MODES, InvertConfig
 from .invert import LiftResult, invert_photo
 
-__all__ = ["DEFAULT_MODE", "check_mode", "photo_view", "lifted_views", "lift_photo", "load_lift_models", "photo_avatar"]
+__all__ = ["DEFAULT_MODE", "default_mode", "check_mode", "photo_view", "lifted_views", "lift_photo", "load_lift_models", "photo_avatar"]
 
 #: The mode used when none is asked for: the one bench/lift.py measured better (docs/LIFT.md, "Which mode").
-#: "native" until a trained GGHead + lift encoder beat it: with the generators measured so far the lift lost.
-DEFAULT_MODE = "native"
+#: "lift+photo": with the shipped GGHead (session 7) it beat native V = 1 by 4-5 dB at +-30 and +-60 deg on SynthHeads
+#: hold-out identities and on the real portraits' own view (18.1 vs 17.0 dB), with the CPU defaults (docs/LIFT.md).
+DEFAULT_MODE = "lift+photo"
 
 Progress = Callable[[float, str], None]
 
 
+def default_mode() -> str:
+    """DEFAULT_MODE where a generator to lift into is installed (ours or EG3D), else "native" (the photo alone)."""
+    from ..generate.hub import generator_missing
+
+    if DEFAULT_MODE == "native" or official_installed() or generator_missing() is None:
+        return DEFAULT_MODE
+    return "native"
+
+
 def check_mode(mode) -> str:
-    mode = DEFAULT_MODE if mode is None else mode
+    mode = default_mode() if mode is None else mode
     if mode not in MODES:
         raise InputError(f"unknown single-photo mode {mode!r}; choose one of {MODES} (lift: GAN inversion -> 4 views; "
                          "lift+photo: those and the photo; native: the photo alone)")

@@ -98,18 +98,22 @@ def text_portrait(prompt: str, *, seed: int = 0, steps: int | None = None, guida
     return Portrait(crop, kind, prompt, "frontal", [], [f"portrait: local turbo snapshot, {steps} steps, seed {seed}", line])
 
 
+#: Lift generated portraits through the single-image route (avat3r.lift) when it is installed. Off: the lift was
+#: measured better on SynthHeads renders and real photos (docs/LIFT.md), not yet on this route's portraits, whose
+#: timing and adherence figures (docs/TEXT2IMG.md) were measured with one view.
+LIFT_PORTRAITS = False
+
+
 def _lift_source():
-    """The single-image lifting source (avat3r.lift, docs/LIFT.md) when it is usable here (GGHead weights) and its
-    measured default mode is the lift itself, else None. Its "native" mode (the photo alone) would only redo, with a
-    face detector, the camera our portraits already have."""
+    """The single-image lifting source (avat3r.lift, docs/LIFT.md) when LIFT_PORTRAITS and it is usable here (GGHead
+    weights), else None. Its "native" mode (the photo alone) would only redo, with a face detector, the camera our
+    portraits already have."""
     from ..sources import list_sources
 
-    try:
-        from ..lift.route import DEFAULT_MODE
-    except ImportError:
+    if not LIFT_PORTRAITS:
         return None
     for s in list_sources():
-        if s.name == "lift" and s.available() is None and DEFAULT_MODE != "native":
+        if s.name == "lift" and s.available() is None:
             return s
     return None
 
@@ -138,8 +142,8 @@ def portrait_capture(portrait: Portrait, size: int = 256, progress: Progress | N
     cap = Capture(img[None], cam, ["portrait"], background_mask(img)[None],
                   meta={"source": "prompt", "prompt": portrait.prompt})
     return cap, report + [f"one view (V = 1) with the portrait model's {portrait.view} camera; the single-image "
-                          "lifting route (avat3r.lift: GAN inversion -> 4 views) is not used (no GGHead weights, or its "
-                          "measured default is the photo alone), so the back of the head is guessed by Avat3r alone"]
+                          "lifting route (avat3r.lift: GAN inversion -> 4 views) is not used for generated portraits (not yet "
+                          "measured on them), so the back of the head is guessed by Avat3r alone"]
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -13,10 +13,11 @@
 # 4. the **correction of the Gaussians the photo sees** (GOAE's occlusion-aware idea on Gaussians);
 # 5. the **four views** -> **Avat3r** -> novel views and an expression, next to native V = 1 (the photo alone).
 #
-# It uses the shipped GGHead weights (`weights/gghead/`) and lift encoder (`weights/lift/`) when present. Without
-# them it uses a **randomly initialised** `tiny` generator and trains a tiny encoder for a few seconds here: every
-# mechanism runs, but the lifted head is a template-shaped blob with noise colours, not a person. About two minutes
-# on 2 CPU cores.
+# It uses the shipped GGHead weights (`weights/gghead/`: trained here on SynthHeads, soft heads with faces) and a
+# lift encoder (`weights/lift/`) when present. No encoder is shipped yet (it trains on a GPU): the notebook trains
+# a tiny one for a few seconds, so the optimisation starts near the average head. Without GGHead weights it uses a
+# **randomly initialised** `tiny` generator: every mechanism runs, but the lifted head is a blob, not a person.
+# About a minute on 2 CPU cores.
 
 # %%
 import time
