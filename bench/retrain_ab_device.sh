@@ -3,7 +3,10 @@
 # weights score lower on 4 views? Two continuations from weights/ share the GPU, each bench/retrain_device.sh with
 # its own folders: A with the settings of A_ENV, B with B_ENV (e.g. augmentations off vs on at the same lr), then
 # each run's learning curve (fidelity on every checkpoint, 4/1/2 views on the last). Returns a.tgz and b.tgz
-# (logs + curves) and the better run's last checkpoint is NOT picked here: compare the curves, then ship by hand.
+# (logs + curves) and each run's last checkpoint exported as weights, split into <= 15 MB parts (the device returns
+# 8 files of <= 16 MB): a_weights.tgz.part-aa, -ab, ... Rejoin here with `cat a_weights.tgz.part-* | tar xz`
+# (gives w_step_N/: config.json, model.safetensors, training.json). Nothing is picked here: compare the curves, then
+# ship by hand. (Session 7 ran this before the weights came back: run A was better and its weights were lost.)
 #   A_ENV='AUGMENT=off' B_ENV='AUGMENT={"preset":"real","color":false,"prob":0.3}' TRAIN_S=330 bash bench/retrain_ab_device.sh
 # Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
 set -uo pipefail
@@ -20,6 +23,8 @@ wait
 for r in a b; do
   cp /tmp/ab_$r/out/logs.tgz /tmp/ab_$r/logs.tgz 2>/dev/null
   tar czf "$FINAL/$r.tgz" -C /tmp/ab_$r run.log logs.tgz
+  w=$(ls -d /tmp/ab_$r/curve/w_step_* 2>/dev/null | tail -1)
+  [ -n "$w" ] && tar czf - -C "$(dirname "$w")" "$(basename "$w")" | split -b 15M - "$FINAL/${r}_weights.tgz.part-"
   echo "== $r (${r^^}_ENV)"; grep -h "dB" /tmp/ab_$r/curve/*/fidelity.md 2>/dev/null | head -12
 done
 ls -la "$FINAL"
