@@ -20,11 +20,12 @@ from ..errors import InputError
 from .config import MODES, InvertConfig
 from .invert import LiftResult, invert_photo
 
-__all__ = ["DEFAULT_MODE", "default_mode", "check_mode", "photo_view", "lifted_views", "lift_photo", "load_lift_models", "photo_avatar"]
+__all__ = ["DEFAULT_MODE", "default_mode", "check_mode", "photo_view", "lifted_views", "lift_photo", "load_lift_models",
+           "photo_avatar"]
 
 #: The mode used when none is asked for: the one bench/lift.py measured better (docs/LIFT.md, "Which mode").
-#: "lift+photo": with the shipped GGHead (session 7) it beat native V = 1 by 4-5 dB at +-30 and +-60 deg on SynthHeads
-#: hold-out identities and on the real portraits' own view (18.1 vs 17.0 dB), with the CPU defaults (docs/LIFT.md).
+#: "lift+photo": with the shipped GGHead (session 7) it beat native V = 1 by 3.6 / 4.0 dB at +-30 / +-60 deg on 6
+#: SynthHeads hold-out identities and on 8 real portraits' own view (20.45 vs 17.81 dB), CPU defaults (docs/LIFT.md).
 DEFAULT_MODE = "lift+photo"
 
 Progress = Callable[[float, str], None]
