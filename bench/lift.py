@@ -207,6 +207,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=None, help="default: InvertConfig.for_device")
     p.add_argument("--pti-steps", type=int, default=None)
     p.add_argument("--correct", type=float, default=InvertConfig.correct)
+    p.add_argument("--shift-all", type=float, default=None, help="correct_shift_all (default: InvertConfig's)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default="bench_out/lift")
     p.add_argument("--json", default=None)
@@ -224,6 +225,7 @@ def main(argv=None) -> dict:
     cfg.steps = cfg.steps if a.steps is None else a.steps
     cfg.pti_steps = cfg.pti_steps if a.pti_steps is None else a.pti_steps
     cfg.correct = a.correct
+    cfg.correct_shift_all = cfg.correct_shift_all if a.shift_all is None else a.shift_all
 
     def log(msg):
         print(msg, flush=True)

@@ -105,6 +105,24 @@ def test_correction_touches_only_the_seen_gaussians_and_brings_the_view_closer(t
     assert back < 0.5 * e0  # the back of the head (unseen) barely changes
 
 
+def test_shift_all_moves_every_gaussian_by_the_mean_colour_difference(tiny_gen, target_view):
+    _, G = tiny_gen
+    img, mask, cam, _ = target_view
+    photo = np.clip(img * 0.3 + np.array([0.6, 0.2, 0.1], np.float32), 0, 1) * mask[..., None]
+    with torch.no_grad():
+        out = G.sample(11, 1.0)
+        plain, n0 = correct_visible(G, out, photo, mask, cam, strength=0.0)
+        shifted, n1 = correct_visible(G, out, photo, mask, cam, strength=0.0, shift_all=1.0)
+        r0, _ = G.render(out, cam, index=0)
+    assert n0 == n1
+    assert torch.equal(plain["color"], out["color"])  # strength 0 and no shift: nothing changes
+    d = (shifted["color"][0] - out["color"][0])[:, :3]  # the DC colour of every Gaussian, the unseen ones too
+    assert torch.allclose(d, d[:1].expand_as(d), atol=1e-5) and float(d.abs().max()) > 0
+    inm = mask > 0.5
+    want = photo[inm].mean(0) - r0[0].numpy()[inm].mean(0)
+    assert np.sign(d[0].numpy() * 0.2820948).tolist() == np.sign(want).tolist()  # toward the photo's mean colour
+
+
 def orbit_camera_back(G, out, new) -> float:
     from avat3r.cameras import orbit_camera
 

@@ -86,7 +86,9 @@ class InvertConfig:
     network around the optimised w+ (GPU; 0 = off); pti_lr; correct: strength in [0, 1] of the colour
     correction of the Gaussians the photo sees (0 = off); depth_tol: metres behind the rendered surface a
     Gaussian may lie and still count as seen; correct_iterations: residual transfers (each against a new
-    render); correct_size: the side at which the photo and the render are compared for it."""
+    render); correct_size: the side at which the photo and the render are compared for it; correct_shift_all: first
+    move every Gaussian's colour (the unseen ones too) by this x the mean colour difference inside the mask, so the
+    generator's colours beyond the photo's view come closer to the photo's (session 7: +0.07-0.09 dB, docs/LIFT.md)."""
 
     steps: int = 12
     lr: float = 0.05
@@ -98,6 +100,7 @@ class InvertConfig:
     depth_tol: float = 0.01
     correct_iterations: int = 3
     correct_size: int = 128
+    correct_shift_all: float = 1.0
 
     @classmethod
     def for_device(cls, device) -> "InvertConfig":

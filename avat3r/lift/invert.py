@@ -130,13 +130,15 @@ def pivotal_tuning(G, ws: torch.Tensor, target, tmask, cam: Cameras, steps: int,
 
 @torch.no_grad()
 def correct_visible(G, out: dict, image: np.ndarray, mask: np.ndarray, camera: Cameras, strength: float = 1.0,
-                    depth_tol: float = 0.01, iterations: int = 3) -> tuple[dict, int]:
+                    depth_tol: float = 0.01, iterations: int = 3, shift_all: float = 0.0) -> tuple[dict, int]:
     """Pull the colour of the Gaussians the photo sees toward the photo (GOAE's occlusion-aware idea on Gaussians).
 
     A Gaussian is seen when its centre projects inside the photo's mask and lies no more than ``depth_tol`` metres
     behind the rendered depth there; its SH DC colour takes ``strength`` x (photo - render) at that pixel. A pixel
     blends several Gaussians, so the transfer is repeated ``iterations`` times against the new render (a fixed-point
-    iteration). Returns (a new output dict, number of Gaussians corrected). Unseen Gaussians keep their colour."""
+    iteration). ``shift_all`` > 0: before that, every Gaussian's colour moves by shift_all x (mean photo - mean
+    render) inside the mask, so the unseen ones come closer to the photo's colours. Returns (a new output dict,
+    number of Gaussians corrected). Unseen Gaussians keep their colour, apart from that shift."""
     from ..render import render
 
     dev = out["position"].device
@@ -155,6 +157,14 @@ def correct_visible(G, out: dict, image: np.ndarray, mask: np.ndarray, camera: C
         r = render(g, cam, background=(0.0, 0.0, 0.0))
         rgb, alpha, depth = r.color[0], r.alpha[0], r.depth[0]                                 # [H, W, ·]
         maps = torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]            # [1, 9, H, W]
+        if seen is None and shift_all > 0:  # every Gaussian first moves by the mean colour difference in the mask
+            inm = ((m[..., 0] > 0.5) & (alpha[..., 0] > 0.5))
+            if inm.any():
+                col[0, :, 0] = col[0, :, 0] + shift_all * (photo[inm].mean(0) - rgb[inm].mean(0)) / SH_C0
+                g = G.gaussians(new, 0, view_from=cam.centers[0])
+                r = render(g, cam, background=(0.0, 0.0, 0.0))
+                rgb, alpha, depth = r.color[0], r.alpha[0], r.depth[0]
+                maps = torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]
         if seen is None:  # visibility from the first render (the geometry does not change)
             uv, z = cam.project(g.means)                                                       # [1, G, 2], [1, G]
             grid = torch.stack([uv[0, :, 0] / W * 2 - 1, uv[0, :, 1] / H * 2 - 1], -1)[None, :, None]  # [1, G, 1, 2]
@@ -217,7 +227,7 @@ def invert_photo(G, enc: LiftEncoder | None, image: np.ndarray, mask: np.ndarray
         cs = min(image.shape[0], cfg.correct_size)
         cimg, cmask, ccam = _targets(image, mask, camera, cs, dev)
         out, n_vis = correct_visible(Gu, out, cimg[0].cpu().numpy(), cmask[0, ..., 0].cpu().numpy(), ccam,
-                                     cfg.correct, cfg.depth_tol, cfg.correct_iterations)
+                                     cfg.correct, cfg.depth_tol, cfg.correct_iterations, cfg.correct_shift_all)
         report.append(f"colour of {n_vis} of {Gu.num_gaussians} Gaussians (those the photo sees) pulled toward the photo")
     secs["correct"] = time.perf_counter() - t
     after = _view(Gu, out, cam)
