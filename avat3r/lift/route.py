@@ -24,8 +24,8 @@ __all__ = ["DEFAULT_MODE", "default_mode", "check_mode", "photo_view", "lifted_v
            "photo_avatar"]
 
 #: The mode used when none is asked for: the one bench/lift.py measured better (docs/LIFT.md, "Which mode").
-#: "lift+photo": with the shipped GGHead (session 7) it beat native V = 1 by 3.6 / 4.0 dB at +-30 / +-60 deg on 6
-#: SynthHeads hold-out identities and on 8 real portraits' own view (20.45 vs 17.81 dB), CPU defaults (docs/LIFT.md).
+#: "lift+photo": with the shipped GGHead (session 7) it beat native V = 1 by 3.7 / 4.0 dB at +-30 / +-60 deg on 6
+#: SynthHeads hold-out identities and on 8 real portraits' own view (20.53 vs 17.81 dB), CPU defaults (docs/LIFT.md).
 DEFAULT_MODE = "lift+photo"
 
 Progress = Callable[[float, str], None]
