@@ -151,20 +151,21 @@ def correct_visible(G, out: dict, image: np.ndarray, mask: np.ndarray, camera: C
     k = col.shape[-1] // 3
     col = col.view(*col.shape[:-1], k, 3)
     new["color"] = col.view(*out["color"].shape)
-    seen = None
-    for it in range(max(1, int(iterations))):
+
+    def look():  # the current colours rendered from the photo's camera, and the maps sampled at the Gaussians
         g = G.gaussians(new, 0, view_from=cam.centers[0])
         r = render(g, cam, background=(0.0, 0.0, 0.0))
         rgb, alpha, depth = r.color[0], r.alpha[0], r.depth[0]                                 # [H, W, ·]
-        maps = torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]            # [1, 9, H, W]
-        if seen is None and shift_all > 0:  # every Gaussian first moves by the mean colour difference in the mask
-            inm = ((m[..., 0] > 0.5) & (alpha[..., 0] > 0.5))
-            if inm.any():
-                col[0, :, 0] = col[0, :, 0] + shift_all * (photo[inm].mean(0) - rgb[inm].mean(0)) / SH_C0
-                g = G.gaussians(new, 0, view_from=cam.centers[0])
-                r = render(g, cam, background=(0.0, 0.0, 0.0))
-                rgb, alpha, depth = r.color[0], r.alpha[0], r.depth[0]
-                maps = torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]
+        return g, rgb, alpha, torch.cat([photo, m, rgb, alpha, depth], -1).permute(2, 0, 1)[None]  # [1, 9, H, W]
+
+    if shift_all > 0:  # every Gaussian first moves by the mean colour difference inside the mask
+        _, rgb, alpha, _ = look()
+        inm = (m[..., 0] > 0.5) & (alpha[..., 0] > 0.5)
+        if inm.any():
+            col[0, :, 0] = col[0, :, 0] + shift_all * (photo[inm].mean(0) - rgb[inm].mean(0)) / SH_C0
+    seen = None
+    for it in range(max(1, int(iterations))):
+        g, _, _, maps = look()
         if seen is None:  # visibility from the first render (the geometry does not change)
             uv, z = cam.project(g.means)                                                       # [1, G, 2], [1, G]
             grid = torch.stack([uv[0, :, 0] / W * 2 - 1, uv[0, :, 1] / H * 2 - 1], -1)[None, :, None]  # [1, G, 1, 2]
