@@ -243,13 +243,20 @@ def main(argv=None) -> dict:
         log("synthheads mean: " + json.dumps(res["synthheads"]["mean"]))
         save()
     paths = [REALDATA / q for q in PORTRAITS[: a.portraits] if (REALDATA / q).exists()]
-    if paths and not a.no_timing and not a.native_only:
-        res["timing"] = run_timing(pipe, G, enc, cfg, paths[0])
-        log("timing: " + json.dumps(res["timing"]))
-        save()
-    if paths:
-        res["portraits"] = run_portraits(pipe, G, enc, cfg, paths, out, log, a.native_only)
-        log("portraits mean: " + json.dumps(res["portraits"]["mean"]))
+    from avat3r.errors import InputError
+
+    try:  # real photos need the front end's face detector (dlib): a machine without it keeps the SynthHeads rows
+        if paths and not a.no_timing and not a.native_only:
+            res["timing"] = run_timing(pipe, G, enc, cfg, paths[0])
+            log("timing: " + json.dumps(res["timing"]))
+            save()
+        if paths:
+            res["portraits"] = run_portraits(pipe, G, enc, cfg, paths, out, log, a.native_only)
+            log("portraits mean: " + json.dumps(res["portraits"]["mean"]))
+            save()
+    except InputError as e:
+        res["photos_skipped"] = str(e)
+        log(f"real photos skipped: {e}")
         save()
     return res
 
