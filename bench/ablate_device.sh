@@ -3,11 +3,11 @@
 # from scratch, same seeds, then evaluated at the same step (= the same samples seen) by `avat3r eval --runs`.
 # The multi-GPU version (one GPU per run, the main run beside them) is `PHASE=ablate bash bench/train_device.sh`.
 # Every run saves weights every ABL_CKPT steps; runs share the GPU and so reach different steps in ABL_MIN minutes:
-# each is evaluated at the largest step that all of them reached.
+# each is evaluated at the largest step that all of them reached (`avat3r eval --same-step`).
 #   ABL_MIN=5 ABL_CKPT=50 bash bench/ablate_device.sh      # carry .whl and .gl
 # Runs: the named runs of avat3r/train/config.py (RUNS) plus `full_aug` = full with the robustness augmentations
 # (data_options.augment="real"); every other run trains without them (the shipped recipe).
-# Returns ablations.tgz: ablations.{md,json}, each run's log and summary, the common step.
+# Returns ablations.tgz: ablations.{md,json}, each run's log and summary (the common step is in ablations.json).
 # Session 8 (one H200): 474 s wall, 422-448 steps per run in 300 s, evaluated at step 400 (docs/eval/ablations_gpu.md).
 set -uo pipefail
 source bench/device_env.sh
@@ -26,16 +26,12 @@ for r in "${RUNS[@]}"; do
 done
 wait
 echo "trained $((SECONDS - t0)) s"
-# the largest checkpoint step that every run reached (multiples of ABL_CKPT; the final odd step is not shared)
-S=$(for r in "${RUNS[@]}"; do ls -d "$ABL/$r"/checkpoints/step_* 2>/dev/null | sed 's/.*step_0*//' \
-      | awk -v k="$ABL_CKPT" '$1 % k == 0' | sort -n | tail -1; done | sort -n | head -1)
-echo "common step $S" | tee "$LOGS/common_step.txt"
 for r in "${RUNS[@]}"; do
-  echo "$r: $(ls -d "$ABL/$r"/checkpoints/step_* 2>/dev/null | tail -1)" >> "$LOGS/common_step.txt"
+  echo "$r: $(ls -d "$ABL/$r"/checkpoints/step_* 2>/dev/null | tail -1)" >> "$LOGS/last_steps.txt"
   cp "$ABL/$r/summary.json" "$LOGS/abl_${r}_summary.json" 2>/dev/null
 done
-paths=$(for r in "${RUNS[@]}"; do printf '%s ' "$ABL/$r/checkpoints/step_$(printf %09d "$S")"; done)
-timeout "${EVAL_S:-170}" python3 -m avat3r.eval --runs $paths --no-faces --num-samples 12 --video-frames 12 \
-  --video-identities 2 --device cuda --out "$LOGS" --quiet > "$LOGS/abl_eval.log" 2>&1
+# --same-step: every run at the largest checkpoint step all of them saved (session 8 picked it in shell, same rule)
+timeout "${EVAL_S:-170}" python3 -m avat3r.eval --runs $(for r in "${RUNS[@]}"; do printf '%s ' "$ABL/$r"; done) --same-step \
+  --no-faces --num-samples 12 --video-frames 12 --video-identities 2 --device cuda --out "$LOGS" --quiet > "$LOGS/abl_eval.log" 2>&1
 echo "eval rc=$? $((SECONDS - t0)) s"; cat "$LOGS/ablations.md" 2>/dev/null || tail -20 "$LOGS/abl_eval.log"
 tar czf "$OUT/ablations.tgz" -C /tmp abl_logs

@@ -161,6 +161,39 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     assert "Prior only" in md and "PSNR" in md and "Static" in md
 
 
+def test_eval_runs_at_the_same_step(tmp_path, pool_path, monkeypatch):
+    """Ablation runs that reached different steps (a shared GPU, one wall-clock budget) are evaluated by
+    ``avat3r eval --runs ... --same-step`` at the largest checkpoint step all of them saved; without a shared step
+    the error says what to do."""
+    from avat3r.errors import CheckpointError
+    from avat3r.eval.__main__ import eval_main
+    from avat3r.train import trainer as trainer_mod
+    from avat3r.train.checkpoint import common_step_checkpoints
+    from avat3r.train.trainer import train_main
+
+    pool = SamplePool.load(pool_path, length=64)
+    monkeypatch.setattr(trainer_mod, "build_dataset", lambda cfg, split="train", input_size=None, length=0, device=None, deferred=False: pool)
+    import avat3r.eval.__main__ as ev_mod
+
+    monkeypatch.setattr(ev_mod, "_dataset_for", lambda tc, model, cfg, ov: (pool, TrainConfig.from_dict(tc)))
+    common = ["--preset", "tiny", "--input-size", "32", "--supervision-size", "24", "--num-workers", "0", "--quiet",
+              "--ckpt-every", "2", "--checkpoint-format", "weights", "--set", "num_supervision=2", "keep_checkpoints=0"]
+    for name, run, steps in (("full", "full", 5), ("no_col_skip", "no_col_skip", 4)):
+        assert train_main(["--run", run, "--out", str(tmp_path / name), "--max-steps", str(steps), *common]) == 0
+    step, paths = common_step_checkpoints([tmp_path / "full", tmp_path / "no_col_skip"])
+    assert step == 4 and [p.name for p in paths] == ["step_000000004"] * 2  # full's final step 5 is its own
+    out = tmp_path / "eval"
+    rc = eval_main(["--runs", str(tmp_path / "full"), str(tmp_path / "no_col_skip"), "--same-step", "--num-samples", "2",
+                    "--no-faces", "--video-frames", "0", "--out", str(out), "--quiet", "--device", "cpu"])
+    doc = json.loads((out / "ablations.json").read_text())
+    assert rc == 0 and doc["step"] == 4 and {"full", "no_col_skip"} <= set(doc["runs"])
+    assert "No col. skip" in (out / "ablations.md").read_text()
+    (tmp_path / "lonely" / "checkpoints" / "step_000000003").mkdir(parents=True)
+    (tmp_path / "lonely" / "checkpoints" / "step_000000003" / "trainer.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="share no checkpoint step"):
+        common_step_checkpoints([tmp_path / "full", tmp_path / "lonely"])
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_train_steps_on_gpu_bf16(tmp_path, pool_path):

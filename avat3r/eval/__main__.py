@@ -2,6 +2,7 @@
 
     avat3r eval --checkpoint weights/ --num-samples 24 --out eval/            # Table 1: model + baselines
     avat3r eval --runs runs/full runs/no_pos_skip runs/no_col_skip ... --out eval/ablations   # Tables 2-3
+    avat3r eval --runs ... --same-step        # each run at the largest checkpoint step all of them saved
 
 An entry point (the top stage): it reads training runs and checkpoints (``avat3r.train``'s format and its
 TrainConfig, to rebuild the data a model was trained on at the test split); the evaluation library itself does not
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "(Table 1) and ablation runs (Tables 2-3).")
     p.add_argument("--checkpoint", default=None, help="weights folder (config.json + model.safetensors), Hub id, or training run/checkpoint")
     p.add_argument("--runs", nargs="*", default=None, help="training run folders of the ablations (Tables 2-3); each is evaluated as 'avat3r'")
+    p.add_argument("--same-step", action="store_true", help="--runs: evaluate every run at the largest checkpoint "
+                   "step that all of them saved (equal samples seen for runs trained to a wall-clock budget)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--num-samples", type=int, default=24)
     p.add_argument("--split", default="test")
@@ -109,7 +112,13 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {paths[0]} and {paths[1]}")
         if args.runs:
             runs = {}
-            for r in args.runs:
+            run_paths, step = list(args.runs), None
+            if args.same_step:
+                from ..train.checkpoint import common_step_checkpoints
+
+                step, run_paths = common_step_checkpoints(args.runs)
+                print(f"evaluating every run at step {step}: " + ", ".join(str(p) for p in run_paths))
+            for r in run_paths:
                 model, tc = load_for_eval(r, args.device)
                 if tc is None:
                     raise CheckpointError(f"{r}: no training config found; --runs needs training run folders")
@@ -120,7 +129,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
                     runs.setdefault(model.config.layer_order, res["avat3r"])
             md = ablation_tables(runs)
             print(md)
-            paths = write_tables(args.out, {"runs": runs, "eval": vars(args)}, md, "ablations")
+            paths = write_tables(args.out, {"runs": runs, "step": step, "eval": vars(args)}, md, "ablations")
             print(f"wrote {paths[0]} and {paths[1]}")
     except Avat3rError as e:
         print(f"avat3r eval: error: {e}", file=sys.stderr)

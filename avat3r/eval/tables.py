@@ -96,8 +96,8 @@ def ablation_tables(runs: dict[str, dict]) -> str:
         if any(r != "full" and s is not full for r, s in rows):  # a run of its own, not just the full recipe's alias
             out.append(format_table(spec["title"], rows, spec["flags"]))
     extra = [(r, s) for r, s in runs.items() if not any(r in t["rows"] for t in (TABLE2, TABLE3, TABLE_ORDER))]
-    if extra:
-        out.append(format_table("Other runs", extra))
+    if extra:  # with the full recipe as the reference row
+        out.append(format_table("Other runs", ([("full", runs["full"])] if "full" in runs else []) + extra))
     return "\n".join(out)
 
 

@@ -215,6 +215,27 @@ def latest_checkpoint(path) -> Path | None:
     return steps[-1] if steps else None
 
 
+def common_step_checkpoints(runs) -> tuple[int, list[Path]]:
+    """The largest step at which every run folder has a checkpoint, and those checkpoints (in the order of ``runs``).
+
+    Runs that share a GPU for the same wall-clock budget reach different steps; evaluating each at the common step
+    compares them at equal samples seen (the ablations, bench/ablate_device.sh)."""
+    per_run = []
+    for r in runs:
+        root = Path(r) / "checkpoints" if (Path(r) / "checkpoints").is_dir() else Path(r)
+        found = {int(q.name.split("_", 1)[1]): q for q in root.glob("step_*")
+                 if (q / "trainer.json").is_file() and q.name.split("_", 1)[1].isdigit()}
+        if not found:
+            raise CheckpointError(f"{r}: no step_* checkpoints; --same-step needs run folders saved with --ckpt-every")
+        per_run.append(found)
+    shared = set(per_run[0]).intersection(*per_run[1:])
+    if not shared:
+        raise CheckpointError("the runs share no checkpoint step: save them with the same --ckpt-every "
+                              f"(steps per run: {[sorted(f)[-3:] for f in per_run]})")
+    step = max(shared)
+    return step, [f[step] for f in per_run]
+
+
 def read_meta(ckpt) -> dict:
     p = Path(ckpt) / "trainer.json"
     if not p.is_file():
