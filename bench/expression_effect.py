@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def masked_psnr(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
@@ -32,14 +31,14 @@ def expression_region(sample: dict, neutral: np.ndarray, threshold: float = 0.05
     """The pixels a SynthHeads sample's target expression changes -> (mask [T, 1, H, W] bool, neutral ground truth
     [T, 3, H, W]): the target views re-rendered at ``neutral`` (same identity, head pose and cameras), pixels that
     differ by more than ``threshold`` (max over RGB), dilated by 2 px."""
+    from avat3r.data.sampler import expression_region_mask
     from avat3r.data.synthheads import get_rig
     from avat3r.render import render
 
     gt = sample["target_images"]
     g0 = get_rig(sample["identity_seed"], gt.device).pose(np.asarray(neutral)[None])[0]
     gt0 = render(g0, sample["target_cameras"]).color.permute(0, 3, 1, 2)  # neutral ground truth, same pose and cameras
-    m = (gt - gt0).abs().amax(1, keepdim=True) > threshold
-    return F.max_pool2d(m.float(), 5, 1, 2) > 0, gt0
+    return expression_region_mask(gt, gt0, threshold) > 0, gt0  # the training loss's region (lambda_expression)
 
 
 def main() -> None:

@@ -8,6 +8,8 @@
 # (gives w_step_N/: config.json, model.safetensors, training.json). Nothing is picked here: compare the curves, then
 # ship by hand. (Session 7 ran this before the weights came back: run A was better and its weights were lost.)
 #   A_ENV='AUGMENT=off' B_ENV='AUGMENT={"preset":"real","color":false,"prob":0.3}' TRAIN_S=330 bash bench/retrain_ab_device.sh
+#   A_ENV='LR=5e-5 BATCH=16 AUGMENT=off' B_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5' TRAIN_S=330 bash bench/retrain_ab_device.sh
+#   (session 8's proposal: does weighting the expression region in the loss make the avatar animate?)
 # Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
 set -uo pipefail
 source bench/device_env.sh

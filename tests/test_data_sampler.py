@@ -134,3 +134,30 @@ def test_deferred_plans_realize_to_the_same_sample():
         else:
             assert v == b[k], k
     assert deferred.realize(a) is a  # finished samples pass through
+
+
+def test_expression_region_marks_the_pixels_the_expression_changes():
+    """The region is where the target differs from the same head at neutral (dilated 2 px): empty when the target
+    is the neutral head itself, a small part of the image for a drawn expression, and off by default."""
+    from avat3r.data.sampler import REGION_THRESHOLD, SynthHeadsSampler
+
+    s = SynthHeadsSampler(input_size=40, target_size=64, num_targets=3, num_inputs=2, backend="torch", expression_region=True)
+    assert "target_expression_region" not in SynthHeadsSampler(input_size=40, target_size=64, num_targets=3,
+                                                                num_inputs=2, backend="torch").sample(0)
+    fracs = []
+    for i in range(3):
+        p = s.plan(i)
+        out = s.realize(p)
+        r = out["target_expression_region"]
+        assert r.shape == (3, 1, 64, 64)
+        fracs.append(float(r.mean()))
+        # every pixel the expression changes by more than the threshold is inside the region
+        from avat3r.render import render
+
+        neutral = render(p["head_neutral"], out["target_cameras"], backend="torch").color.permute(0, 3, 1, 2)
+        changed = (out["target_images"] - neutral).abs().amax(1, keepdim=True) > REGION_THRESHOLD
+        assert bool((r[changed] == 1).all())
+        assert float(((out["target_images"] - neutral).abs().amax(1, keepdim=True))[r == 0].max()) <= REGION_THRESHOLD
+        p["head_target"] = p["head_neutral"]  # a neutral target: nothing changes
+        assert float(s.realize(p)["target_expression_region"].sum()) == 0
+    assert 0 < max(fracs) < 0.5, fracs

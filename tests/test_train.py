@@ -161,6 +161,56 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     assert "Prior only" in md and "PSNR" in md and "Static" in md
 
 
+def test_expression_weight_scales_the_l1_gradient_inside_the_region():
+    """Objective(weight=1 + lambda * region): the L1 gradient inside the region is (1 + lambda) times the plain
+    one, unchanged outside; the logged l1 is the unweighted one; weight=None is the paper's objective."""
+    from avat3r.train.losses import Objective, ObjectiveConfig
+
+    obj = Objective(ObjectiveConfig(lambda_lpips=0.0))
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
+    region = torch.zeros(2, 1, 16, 16)
+    region[:, :, 4:8, 4:8] = 1
+
+    def l1_grad(weight):
+        x = pred.clone().requires_grad_(True)
+        cfg = obj.cfg
+        obj.cfg = ObjectiveConfig(lambda_l1=1.0, lambda_ssim=0.0, lambda_lpips=0.0)
+        loss, terms = obj(x, target, 0, weight)
+        obj.cfg = cfg
+        loss.backward()
+        return x.grad, terms
+
+    plain, t0 = l1_grad(None)
+    weighted, t1 = l1_grad(1.0 + 4.0 * region)
+    inside = region.expand_as(pred).bool()
+    assert torch.allclose(weighted[inside], 5.0 * plain[inside]) and torch.equal(weighted[~inside], plain[~inside])
+    assert torch.equal(t0["l1"], t1["l1"]) and float(t1["l1_weighted"]) > float(t1["l1"])
+    assert "l1_weighted" not in t0
+
+
+def test_lambda_expression_trains_on_regions_and_refuses_data_without_them(tmp_path):
+    """lambda_expression > 0: build_dataset asks SynthHeads for the regions and training runs on them; a pool
+    without regions gets an error that says what to do."""
+    from avat3r.errors import InputError
+
+    cfg = TrainConfig(**{**TINY, "lambda_expression": 4.0})
+    ds = build_dataset(cfg, "train", length=2)
+    assert ds.sampler.config.expression_region
+    assert not build_dataset(cfg, "test", length=2).sampler.config.expression_region  # evaluation does not need them
+    pool = SamplePool.from_dataset(ds, 1)
+    assert "target_expression_region" in pool.samples[0]
+    tr = Trainer(TrainConfig.from_run("full", out_dir=str(tmp_path / "a"), **{**TINY, "lambda_expression": 4.0}),
+                 dataset=pool, progress=False, tensorboard=False)
+    tr.fit(max_steps=2, save_final=False)
+    assert len(tr.history) == 2 and all(h["l1_weighted"] >= h["l1"] for h in tr.history)
+    plain = SamplePool.from_dataset(build_dataset(TrainConfig(**TINY), "train", length=1), 1)
+    tr = Trainer(TrainConfig.from_run("full", out_dir=str(tmp_path / "b"), **{**TINY, "lambda_expression": 4.0}),
+                 dataset=plain, progress=False, tensorboard=False)
+    with pytest.raises(InputError, match="target_expression_region"):
+        tr.fit(max_steps=1, save_final=False)
+
+
 def test_eval_runs_at_the_same_step(tmp_path, pool_path, monkeypatch):
     """Ablation runs that reached different steps (a shared GPU, one wall-clock budget) are evaluated by
     ``avat3r eval --runs ... --same-step`` at the largest checkpoint step all of them saved; without a shared step

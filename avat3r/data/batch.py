@@ -37,6 +37,7 @@ class Batch:
     masks: torch.Tensor | None = None
     input_expressions: torch.Tensor | None = None
     features: torch.Tensor | None = None
+    target_regions: torch.Tensor | None = None  # [B, T, 1, Ht, Wt] pixels the target expression changes (optional)
     meta: list[dict] = field(default_factory=list)
 
     @property
@@ -93,10 +94,12 @@ def collate(samples: list) -> Batch:
     A sample provides input_images [V, 3, H, W], input_cameras (Cameras), prior_positions [V, 3, H, W]
     (alias input_positions), prior_confidence [V, 1, H, W] (alias input_confidence), target_images
     [T, 3, Ht, Wt], target_cameras (Cameras), target_expression [C]; optionally input_masks [V, 1, H, W],
-    input_expressions [V, C], input_features [V, Cf, Hf, Wf]; anything else goes to ``meta``."""
+    input_expressions [V, C], input_features [V, Cf, Hf, Wf], target_expression_region [T, 1, Ht, Wt]; anything else
+    goes to ``meta``."""
     known = {"input_images", "images", "input_cameras", "cameras", "prior_positions", "input_positions", "positions",
              "prior_confidence", "input_confidence", "confidence", "input_masks", "masks", "input_features", "features",
-             "target_images", "target_cameras", "target_expression", "expression", "input_expressions", "target_masks"}
+             "target_images", "target_cameras", "target_expression", "expression", "input_expressions", "target_masks",
+             "target_expression_region"}
     items = []
     for s in samples:
         imgs = channels_first(_t(_get(s, "input_images", "images"), "input_images"), 3, "input_images")
@@ -112,6 +115,7 @@ def collate(samples: list) -> Batch:
             None if _get(s, "input_features", "features") is None else _t(_get(s, "input_features", "features"), "input_features"))
         masks = _get(s, "input_masks", "masks")
         zin = _get(s, "input_expressions")
+        region = _get(s, "target_expression_region")
         meta = dict(_get(s, "meta") or {})
         if isinstance(s, dict):
             meta.update({k: v for k, v in s.items() if k not in known and k != "meta"})
@@ -122,6 +126,7 @@ def collate(samples: list) -> Batch:
             target_images=channels_first(_t(_get(s, "target_images"), "target_images"), 3, "target_images"),
             masks=None if masks is None else _t(masks, "input_masks").reshape(V, 1, H, W),
             input_expressions=None if zin is None else _t(zin, "input_expressions"),
+            target_regions=None if region is None else _t(region, "target_expression_region"),
             input_cameras=cams.to(imgs.device), target_cameras=tcams, meta=meta,
         ))
 
@@ -136,7 +141,7 @@ def collate(samples: list) -> Batch:
         plucker=stack("plucker"), expression=stack("expression"), target_images=stack("target_images"),
         target_cameras=[it["target_cameras"] for it in items], input_cameras=[it["input_cameras"] for it in items],
         masks=stack("masks"), input_expressions=stack("input_expressions"), features=stack("features"),
-        meta=[it["meta"] for it in items],
+        target_regions=stack("target_regions"), meta=[it["meta"] for it in items],
     )
 
 

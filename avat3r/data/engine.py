@@ -37,7 +37,7 @@ from ..priors.registry import render_maps
 from ..priors.visual_hull import visual_hull_maps_batched
 from .augment import relight
 from .batchpose import PoseBank, rig_pose_data, row_gaussians
-from .sampler import SamplerConfig, SynthHeadsSampler, finish_inputs
+from .sampler import SamplerConfig, SynthHeadsSampler, expression_region_mask, finish_inputs
 
 __all__ = ["EngineConfig", "DataEngine"]
 
@@ -229,28 +229,33 @@ class DataEngine:
         where = self._load(keys)
         lap("draws_and_identities")
         V, B = cfg.num_inputs, len(items)
+        R = V + 1 + int(cfg.expression_region)  # rows per sample: the inputs, the target (, the target at neutral)
         slots, zs = [], []
         for d, k in zip(draws, keys):
             z_in = np.repeat(d["z_in"][:1], V, 0) if cfg.consistent_inputs else d["z_in"]
-            zs.append(np.concatenate([z_in, d["z_t"][None]]))
-            slots += [where[k]] * (V + 1)
+            zs.append(np.concatenate([z_in, d["z_t"][None]] + [np.zeros_like(d["z_t"])[None]] * (R - V - 1)))
+            slots += [where[k]] * R
         z = _to_device(torch.as_tensor(np.concatenate(zs)), dev)
         with torch.no_grad():
-            g, valid = self.bank.pose(slots, z)                      # rows: sample b -> b*(V+1) .. (+V = target)
+            g, valid = self.bank.pose(slots, z)                      # rows: sample b -> b*R .. (+V = target)
             lap("pose")
             prms = [d.get("augment") for d in draws]
             aug = self.sampler.augmenting
             if aug and cfg.augment.lighting:
-                rows = [b for b in range(B) for _ in range(V + 1)]
+                rows = [b for b in range(B) for _ in range(R)]
                 g["colors"] = relight(g["colors"], g["quats"], prms, rows, cfg.augment)
             lap("augment_lighting")
-            r_in = (torch.arange(B, device=dev)[:, None] * (V + 1) + torch.arange(V, device=dev)[None]).reshape(-1)
-            r_t = torch.arange(B, device=dev) * (V + 1) + V
+            r_in = (torch.arange(B, device=dev)[:, None] * R + torch.arange(V, device=dev)[None]).reshape(-1)
+            r_t = torch.arange(B, device=dev) * R + V
             cam_in = Cameras.cat([d["input_cameras"] for d in draws])
             cam_t = Cameras.cat([d["target_cameras"] for d in draws])
             col_in, a_in, dep_in = self._render({k: v[r_in] for k, v in g.items()}, valid[r_in], cam_in, 1)
             lap("render_inputs")
             col_t, a_t, _ = self._render({k: v[r_t] for k, v in g.items()}, valid[r_t], cam_t, cfg.num_targets)
+            region = None
+            if cfg.expression_region:  # the targets again at the neutral expression, same cameras and light
+                col_n = self._render({k: v[r_t + 1] for k, v in g.items()}, valid[r_t + 1], cam_t, cfg.num_targets)[0]
+                region = expression_region_mask(col_t.permute(0, 3, 1, 2), col_n.permute(0, 3, 1, 2))
             lap("render_targets")
             cam_in_d = cam_in.to(dev)
             img_in, a_in, cam_in_d = finish_inputs(col_in, a_in, cam_in_d, prms if aug else None, cfg, dev)
@@ -285,6 +290,8 @@ class DataEngine:
                     "input_camera_ids": torch.as_tensor(d["in_ids"]),
                     "target_camera_ids": torch.as_tensor(d["tg_ids"]),
                 })
+                if region is not None:
+                    out[-1]["target_expression_region"] = region[ts].contiguous()
             lap("prior")
         return out
 

@@ -61,6 +61,10 @@ class SamplerConfig:
     hull: VisualHullConfig = field(default_factory=VisualHullConfig)
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)  # robustness; all off (training split only)
     widen: bool = False                 # widened SynthHeads (hair volume/texture, shoulders, clothing); training split only
+    # also render the targets at the neutral expression and return target_expression_region [T, 1, Ht, Wt]: the
+    # pixels the target expression changes (expression_region_mask), which the loss can weight
+    # (TrainConfig.lambda_expression): ~2 % of a supervision image, so plain L1 barely sees the animation
+    expression_region: bool = False
 
     def validate(self) -> None:
         self.augment = aug.as_augment_config(self.augment)
@@ -140,6 +144,8 @@ class SynthHeadsSampler:
             heads = rig.pose(np.concatenate([z_in, z_t[None]]))
             g_in, g_t = heads[:V], heads[V]
         p.update(heads_in=list(g_in), head_target=g_t)
+        if self.config.expression_region:  # the same head at the neutral expression (all zeros)
+            p["head_neutral"] = rig.pose(np.zeros_like(z_t)[None])[0]
         return p
 
     def draw(self, index: int, identity: int | None = None) -> dict:
@@ -198,11 +204,18 @@ class SynthHeadsSampler:
             img_in = torch.cat([o.color for o in outs])
             a_in = torch.cat([o.alpha for o in outs])
             out_t = render(g_t, cam_t_d, backend=cfg.backend)
+            region = None
+            if "head_neutral" in plan:
+                g_n = plan["head_neutral"].to(dev)
+                if prm is not None and cfg.augment.lighting:  # the target's light
+                    g_n = _recolor(g_n, aug.relight(g_n.colors[None], g_n.quats[None], [prm], [0], cfg.augment)[0])
+                neutral = render(g_n, cam_t_d, backend=cfg.backend).color
+                region = expression_region_mask(out_t.color.permute(0, 3, 1, 2), neutral.permute(0, 3, 1, 2))
             img_in, a_in, cam_in_d = finish_inputs(img_in, a_in, cam_in_d, [prm] if prm is not None else None, cfg, dev)
             m_in = a_in[..., 0].clamp(0, 1)
             depth = torch.cat([o.depth for o in outs])[..., 0] if cfg.prior == "oracle" else None
             pos, conf = render_maps(cfg.prior, m_in, cam_in_d, depth, cfg.hull)
-        return {
+        out = {
             "input_images": img_in.permute(0, 3, 1, 2).contiguous(),
             "input_masks": a_in.permute(0, 3, 1, 2).contiguous(),
             "input_cameras": cam_in_d,
@@ -218,6 +231,21 @@ class SynthHeadsSampler:
             "input_camera_ids": torch.as_tensor(plan["in_ids"]),
             "target_camera_ids": torch.as_tensor(plan["tg_ids"]),
         }
+        if region is not None:
+            out["target_expression_region"] = region
+        return out
+
+
+#: a pixel belongs to the expression region when the target and its neutral re-render differ by more than this
+#: (max over RGB); then dilated by 2 px (bench/expression_effect.py's protocol)
+REGION_THRESHOLD = 0.05
+
+
+def expression_region_mask(target: torch.Tensor, neutral: torch.Tensor, threshold: float = REGION_THRESHOLD) -> torch.Tensor:
+    """target, neutral [T, 3, H, W]: the same views at the target and at the neutral expression -> [T, 1, H, W]
+    float in {0, 1}: the pixels the expression changes, dilated by 2 px."""
+    m = (target - neutral).abs().amax(1, keepdim=True) > threshold
+    return torch.nn.functional.max_pool2d(m.float(), 5, 1, 2)
 
 
 def _recolor(g, colors):

@@ -76,6 +76,10 @@ class TrainConfig:
     lpips_start: int = 3_000_000  # paper: LPIPS joins after 3M of 3.5M steps
     lpips_net: str = "vgg"
     lpips_weights: str | None = None  # folder / file / "hub:<repo>"; None = $AVAT3R_LPIPS_WEIGHTS or caches
+    # not in the paper: > 0 weights the L1 term by 1 + lambda_expression inside the pixels the target expression
+    # changes (SynthHeads renders the targets at neutral too: data_options.expression_region, set for you); they are
+    # ~2 % of an image, and the shipped model barely animates (docs/eval/learning_curve.md)
+    lambda_expression: float = 0.0
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     out_dir: str = "runs/full"
@@ -101,6 +105,8 @@ class TrainConfig:
             raise bad("model_preset", f"must be 'paper', 'small' or 'tiny', got {self.model_preset!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise bad("precision", f"must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if self.lambda_expression < 0:
+            raise bad("lambda_expression", f"must be >= 0, got {self.lambda_expression}")
         if self.checkpoint_format not in ("exact", "compact", "weights"):
             raise bad("checkpoint_format", f"must be 'exact', 'compact' or 'weights', got {self.checkpoint_format!r}")
         for f in ("batch_size", "num_inputs", "num_supervision", "max_steps"):

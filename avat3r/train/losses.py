@@ -58,13 +58,19 @@ class Objective(torch.nn.Module):
     def lpips_active(self, step: int) -> bool:
         return self.lpips is not None and self.cfg.lambda_lpips > 0 and step >= self.cfg.lpips_start
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, step: int = 0,
+                weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """weight [B, 1, H, W] (optional): per-pixel weights of the L1 term (TrainConfig.lambda_expression); the
+        logged ``l1`` stays the unweighted one so that runs with and without weights compare."""
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred, target = pred.float(), target.float()
             l_l1 = l1(pred, target)
             l_ssim = 1.0 - ssim(pred, target)
-            loss = self.cfg.lambda_l1 * l_l1 + self.cfg.lambda_ssim * l_ssim
             terms = {"l1": l_l1.detach(), "ssim": 1.0 - l_ssim.detach()}
+            if weight is not None:
+                l_l1 = ((pred - target).abs() * weight.float()).mean()
+                terms["l1_weighted"] = l_l1.detach()
+            loss = self.cfg.lambda_l1 * l_l1 + self.cfg.lambda_ssim * l_ssim
             if self.lpips_active(step):
                 l_lp = self.lpips(pred, target).mean()
                 loss = loss + self.cfg.lambda_lpips * l_lp

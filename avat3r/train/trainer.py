@@ -65,6 +65,8 @@ def build_dataset(cfg: TrainConfig, split: str = "train", input_size: int | None
 
     prior = get_spec(cfg.data_prior())
     opts.setdefault("prior", prior.name if prior.from_render else "none")
+    if cfg.lambda_expression > 0 and split == "train" and cfg.data == "synthheads":
+        opts.setdefault("expression_region", True)  # the loss's weights (the evaluation does not need them)
     opts.setdefault("seed", cfg.seed)
     if device is not None and torch.device(device).type == "cuda" and cfg.data == "synthheads":
         # pose heads on the CPU in DataLoader workers (launch-bound on a GPU), render on the GPU
@@ -249,7 +251,14 @@ class Trainer:
             g["lr"] = self.lr_at(self.step)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             pred = render_batch(self.model, batch, background=self.cfg.background)  # [B, T, 3, H, W]
-        loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step)
+        weight = None
+        if self.cfg.lambda_expression > 0:
+            if batch.target_regions is None:
+                raise InputError("lambda_expression > 0 needs samples with target_expression_region: SynthHeads "
+                                 "renders them with data_options.expression_region=true (set by build_dataset); "
+                                 "a sample pool or other data must provide them, or set lambda_expression=0")
+            weight = 1.0 + self.cfg.lambda_expression * batch.target_regions.flatten(0, 1)
+        loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step, weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
