@@ -5,7 +5,9 @@ static baseline" check of ``avat3r eval`` is a small margin. Here, for the same 
 eval``, the ground truth at the target expression is compared with the ground truth at the neutral expression
 (same identity, head pose and cameras); pixels where they differ by more than --threshold (max over RGB, dilated
 by 2 px) are the expression region. Reported: PSNR inside it for Avat3r (target expression), the static baseline
-(the same network at neutral) and the neutral ground truth itself (what a perfect non-animating model scores).
+(the same network at neutral) and the neutral ground truth itself (what a perfect non-animating model scores);
+and the response: the mean |avatar - static| inside the region over the mean |truth - neutral truth| there (1 = the
+avatar changes as much as the truth, 0 = it ignores the expression), with the sample's largest expression values.
 
     python bench/expression_effect.py --checkpoint weights --num-samples 12     # 2-core CPU: ~2 min
 """
@@ -61,6 +63,7 @@ def main() -> None:
     cfg = EvalConfig(num_samples=args.num_samples, seed=args.seed, device=args.device, faces=False, video_frames=0)
     ds, tcfg = _dataset_for(tc, model, cfg, {})
     neutral = neutral_expression(model).cpu().numpy()
+    names = model.config.expression_names
     rows, t0 = [], time.time()
     for i in range(min(args.num_samples, len(ds))):
         plan = ds.sampler.plan(ds.offset + i)
@@ -71,10 +74,15 @@ def main() -> None:
         batch = collate([sample])
         pa = predict("avat3r", model, batch, tcfg.use_prior, cfg.background)[0]
         ps = predict("static", model, batch, tcfg.use_prior, cfg.background)[0]
+        top = np.argsort(-np.abs(plan["z_t"] - neutral))[:3]
         row = {"index": i, "identity": plan["identity_seed"], "region_fraction": frac,
-               "expression_distance": float(np.abs(plan["z_t"] - neutral).max())}
+               "expression_distance": float(np.abs(plan["z_t"] - neutral).max()),
+               "expression": {names[k]: round(float(plan["z_t"][k]), 2) for k in top}}
         if frac > 1e-4:
             row.update(avat3r=masked_psnr(pa, gt, m), static=masked_psnr(ps, gt, m), neutral_gt=masked_psnr(gt0, gt, m))
+            # how much of the true change the avatar makes: its target render against its neutral one (= static)
+            mm = m.expand_as(pa)
+            row["response"] = float((pa - ps).abs()[mm].mean() / (gt - gt0).abs()[mm].mean().clamp_min(1e-6))
         rows.append(row)
         print(json.dumps(row))
     scored = [r for r in rows if "avat3r" in r]
@@ -83,6 +91,7 @@ def main() -> None:
     summary = {"checkpoint": args.checkpoint, "samples": len(rows), "with_region": len(scored),
                "threshold": args.threshold, "mean_region_fraction": float(np.mean([r["region_fraction"] for r in rows])),
                "mean_psnr_in_region": mean, "avat3r_beats_static": f"{wins}/{len(scored)}",
+               "mean_response": float(np.mean([r["response"] for r in scored])) if scored else None,
                "seconds": time.time() - t0, "rows": rows}
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=1))
     if args.out:
