@@ -209,6 +209,13 @@ def test_lambda_expression_trains_on_regions_and_refuses_data_without_them(tmp_p
                  dataset=plain, progress=False, tensorboard=False)
     with pytest.raises(InputError, match="target_expression_region"):
         tr.fit(max_steps=1, save_final=False)
+    # the GPU's path, on the CPU: the batched engine builds the regions and the trainer weights them
+    eng = TrainConfig.from_run("full", out_dir=str(tmp_path / "c"), **{**TINY, "lambda_expression": 4.0, "data_engine": "on",
+                               "data_options": {"engine": {"pool_size": 2, "identity_uses": 2, "workers": 0, "chunk_steps": 1}}})
+    tr = Trainer(eng, progress=False, tensorboard=False)
+    tr.fit(max_steps=2, save_final=False)
+    assert tr._engine is not None and len(tr.history) == 2
+    assert all(h["l1_weighted"] > h["l1"] for h in tr.history)  # the region is never empty on these samples
 
 
 def test_eval_runs_at_the_same_step(tmp_path, pool_path, monkeypatch):
