@@ -29,6 +29,14 @@ def masked_psnr(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / mse.clamp(min=1e-10)))
 
 
+def expression_response(model_pred: torch.Tensor, static_pred: torch.Tensor, gt: torch.Tensor, gt0: torch.Tensor,
+                        m: torch.Tensor) -> float:
+    """How much of the true change the avatar makes inside the region m [T, 1, H, W] bool: mean |model - static|
+    over mean |truth - neutral truth| (1 = all of it, 0 = the expression is ignored); renders [T, 3, H, W]."""
+    mm = m.expand_as(model_pred)
+    return float((model_pred - static_pred).abs()[mm].mean() / (gt - gt0).abs()[mm].mean().clamp_min(1e-6))
+
+
 def expression_region(sample: dict, neutral: np.ndarray, threshold: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
     """The pixels a SynthHeads sample's target expression changes -> (mask [T, 1, H, W] bool, neutral ground truth
     [T, 3, H, W]): the target views re-rendered at ``neutral`` (same identity, head pose and cameras), pixels that
@@ -80,9 +88,7 @@ def main() -> None:
                "expression": {names[k]: round(float(plan["z_t"][k]), 2) for k in top}}
         if frac > 1e-4:
             row.update(avat3r=masked_psnr(pa, gt, m), static=masked_psnr(ps, gt, m), neutral_gt=masked_psnr(gt0, gt, m))
-            # how much of the true change the avatar makes: its target render against its neutral one (= static)
-            mm = m.expand_as(pa)
-            row["response"] = float((pa - ps).abs()[mm].mean() / (gt - gt0).abs()[mm].mean().clamp_min(1e-6))
+            row["response"] = expression_response(pa, ps, gt, gt0, m)
         rows.append(row)
         print(json.dumps(row))
     scored = [r for r in rows if "avat3r" in r]

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from expression_effect import expression_region, masked_psnr  # noqa: E402  (the one definition of the region)
+from expression_effect import expression_region, expression_response, masked_psnr  # noqa: E402  (the one definition of the region)
 
 GOALS = {  # issue #15
     "model_minus_prior_only_db": 9.0,
@@ -112,7 +112,8 @@ def run(checkpoint: str, num_samples: int = 12, seed: int = 1234, views=(4, 1, 2
                 row["region_fraction"] = frac
                 if frac > 1e-4:
                     row.update(avat3r=masked_psnr(preds["avat3r"], gt, mask), static=masked_psnr(preds["static"], gt, mask),
-                               neutral_gt=masked_psnr(gt0, gt, mask))
+                               neutral_gt=masked_psnr(gt0, gt, mask),
+                               response=expression_response(preds["avat3r"], preds["static"], gt, gt0, mask))
                 region_rows.append(row)
             log(json.dumps({"V": V, **row, **{m: round(float(acc[m].values["psnr"][-1]), 2) for m in methods}}))
         results["views"][str(V)] = {
@@ -127,6 +128,7 @@ def run(checkpoint: str, num_samples: int = 12, seed: int = 1234, views=(4, 1, 2
                 "mean_region_fraction": float(np.mean([r["region_fraction"] for r in region_rows])) if region_rows else math.nan,
                 "psnr": {k: float(np.mean([r[k] for r in scored])) if scored else math.nan for k in ("avat3r", "static", "neutral_gt")},
                 "avat3r_beats_static": f"{sum(r['avat3r'] > r['static'] for r in scored)}/{len(scored)}",
+                "response": float(np.mean([r["response"] for r in scored])) if scored else math.nan,
                 "rows": region_rows,
             }
     results["seconds"] = time.time() - t_all
@@ -148,6 +150,8 @@ def summarize(res: dict) -> dict:
         r = res["region"]["psnr"]
         out["region_psnr_model"], out["region_psnr_static"], out["region_psnr_neutral_gt"] = r["avat3r"], r["static"], r["neutral_gt"]
         out["region_model_minus_static_db"] = r["avat3r"] - r["static"]
+        if "response" in res["region"]:
+            out["region_response"] = res["region"]["response"]
     if "1" in res["views"]:
         out["one_view_psnr_db"] = res["views"]["1"]["methods"]["avat3r"]["psnr"]
     if "2" in res["views"]:
@@ -180,6 +184,8 @@ def markdown(doc: dict) -> str:
          lambda r: f(r["summary"].get("region_model_minus_static_db"), "+")
          + (f" (model better in {r['region']['avat3r_beats_static']}; region {100 * r['region']['mean_region_fraction']:.1f} % of the image)"
             if r.get("region") else "")),
+        ("expression response: the avatar's change / the truth's change in those pixels (bench/expression_effect.py)", "", None,
+         lambda r: f(r["summary"].get("region_response"))),
         ("**1 input view: model PSNR** / SSIM", "≥ 24 dB", "one_view_psnr_db",
          lambda r: f(r["summary"].get("one_view_psnr_db")) + ssim(r, "1", "avat3r")),
         ("**2 input views: model PSNR** / SSIM", "≥ 26 dB", "two_views_psnr_db",

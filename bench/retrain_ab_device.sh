@@ -27,6 +27,6 @@ for r in a b; do
   tar czf "$FINAL/$r.tgz" -C /tmp/ab_$r run.log logs.tgz
   w=$(ls -d /tmp/ab_$r/curve/w_step_* 2>/dev/null | tail -1)
   [ -n "$w" ] && tar czf - -C "$(dirname "$w")" "$(basename "$w")" | split -b 15M - "$FINAL/${r}_weights.tgz.part-"
-  echo "== $r (${r^^}_ENV)"; grep -h "dB" /tmp/ab_$r/curve/*/fidelity.md 2>/dev/null | head -12
+  echo "== $r (${r^^}_ENV)"; grep -h "dB\|response" /tmp/ab_$r/curve/*/fidelity.md 2>/dev/null | head -16
 done
 ls -la "$FINAL"

@@ -43,4 +43,4 @@ for c in "$MAIN"/checkpoints/step_*; do
 done
 wait
 tar czf "$OUT/logs.tgz" --exclude 'w_step_*' -C "$(dirname "$C")" "$(basename "$C")"; ls -la "$OUT" "$OUT"/*/
-grep -h "dB" "$C"/*/fidelity.md 2>/dev/null | head -40
+grep -h "dB\|response" "$C"/*/fidelity.md 2>/dev/null | head -40

@@ -47,11 +47,13 @@ def test_fidelity_reduced(ckpt, tmp_path):
     assert reg["samples"] == 1 and 0.0 <= reg["mean_region_fraction"] <= 1.0
     if reg["with_region"]:  # a random target expression almost always moves some pixels
         assert all(_finite_psnr(reg["psnr"][k]) for k in ("avat3r", "static", "neutral_gt"))
+        # the response: the avatar's change over the truth's, >= 0, and the summary carries it
+        assert reg["response"] >= 0 and math.isfinite(reg["response"]) and s["region_response"] == reg["response"]
     assert set(s["goals_met"]) == {"model_minus_prior_only_db", "one_view_psnr_db"} | (
         {"region_model_minus_static_db"} if reg["with_region"] else set())
     assert doc["meta"]["checkpoint"]["path"] == str(ckpt) and "--num-samples 1" in doc["meta"]["command"]
     md = (out / "fidelity.md").read_text()
-    assert "≥ +9 dB" in md and "1 input view" in md
+    assert "≥ +9 dB" in md and "1 input view" in md and "expression response" in md
 
 
 def test_realdata_reduced(ckpt, tmp_path):
