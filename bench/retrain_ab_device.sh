@@ -10,6 +10,8 @@
 #   A_ENV='AUGMENT=off' B_ENV='AUGMENT={"preset":"real","color":false,"prob":0.3}' TRAIN_S=330 bash bench/retrain_ab_device.sh
 #   A_ENV='LR=5e-5 BATCH=16 AUGMENT=off' B_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5' TRAIN_S=330 bash bench/retrain_ab_device.sh
 #   (session 8's proposal: does weighting the expression region in the loss make the avatar animate?)
+#   A_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5' B_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5 VIEW_DROPOUT=0.5' ...
+#   (and does training on 1-3 views lift the one- and two-view figures?)
 # Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
 set -uo pipefail
 source bench/device_env.sh

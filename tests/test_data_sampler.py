@@ -161,3 +161,29 @@ def test_expression_region_marks_the_pixels_the_expression_changes():
         p["head_target"] = p["head_neutral"]  # a neutral target: nothing changes
         assert float(s.realize(p)["target_expression_region"].sum()) == 0
     assert 0 < max(fracs) < 0.5, fracs
+
+
+def test_with_views_keeps_the_first_views_and_carves_the_hull_again():
+    """Batch.with_views(k) (view dropout): the first k views of every item, the visual hull carved from their masks
+    alone (equal to the per-sample prior of a k-view capture), everything about the targets unchanged."""
+    from avat3r.data.batch import collate as collate_batch
+    from avat3r.priors.registry import render_maps
+
+    torch.set_num_threads(1)
+    s = SynthHeadsSampler(input_size=32, target_size=24, num_targets=2, num_inputs=3, backend="torch")
+    b = collate_batch([s.sample(0), s.sample(1)])
+    for k in (1, 2):
+        c = b.with_views(k)
+        assert c.images.shape[1] == c.positions.shape[1] == c.plucker.shape[1] == c.masks.shape[1] == k
+        assert all(len(cam) == k for cam in c.input_cameras)
+        assert torch.equal(c.images, b.images[:, :k]) and torch.equal(c.target_images, b.target_images)
+        for i in range(2):
+            pos, conf = render_maps("visual_hull", b.masks[i, :k, 0].clamp(0, 1), b.input_cameras[i][list(range(k))])
+            assert torch.allclose(c.positions[i], pos.permute(0, 3, 1, 2), atol=1e-5)
+            assert torch.allclose(c.confidence[i, :, 0], conf, atol=1e-6)
+        assert not torch.allclose(c.positions, b.positions[:, :k], atol=1e-3)  # the 3-view hull is not the k-view one
+    assert b.with_views(3) is not b and torch.equal(b.with_views(3).positions, b.positions)
+    with pytest.raises(InputError, match="keep must be in 1..3"):
+        b.with_views(0)
+    with pytest.raises(InputError, match="cannot be recomputed"):
+        b.with_views(1, prior="dust3r")

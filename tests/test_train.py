@@ -5,6 +5,7 @@ command line trains -> exports -> evaluates."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,20 @@ def test_lambda_expression_trains_on_regions_and_refuses_data_without_them(tmp_p
     tr.fit(max_steps=2, save_final=False)
     assert tr._engine is not None and len(tr.history) == 2
     assert all(h["l1_weighted"] > h["l1"] for h in tr.history)  # the region is never empty on these samples
+
+
+def test_view_dropout_trains_on_fewer_views_deterministically(tmp_path, pool_path):
+    """view_dropout: the kept view count is a function of (seed, step) in 1..V (so a resumed run draws the same
+    counts), training runs on the cut batches, and a prior that cannot be carved again is refused."""
+    tr = trainer(tmp_path / "a", pool_path, view_dropout=0.75)
+    ks = [tr.views_at(s, 4) for s in range(200)]
+    assert set(ks) == {1, 2, 3, 4} and 0.15 < ks.count(4) / len(ks) < 0.4  # ~25 % keep all four
+    assert ks == [trainer(tmp_path / "b", pool_path, view_dropout=0.75).views_at(s, 4) for s in range(200)]
+    assert trainer(tmp_path / "c", pool_path).views_at(7, 4) == 4  # off by default
+    tr.fit(max_steps=3, save_final=False)
+    assert [int(h["views"]) for h in tr.history] == ks[:3] and all(math.isfinite(h["loss"]) for h in tr.history)
+    with pytest.raises(Exception, match="view_dropout"):
+        TrainConfig(**{**TINY, "view_dropout": 1.5})
 
 
 def test_eval_runs_at_the_same_step(tmp_path, pool_path, monkeypatch):

@@ -67,6 +67,33 @@ class Batch:
         out["positions"], out["confidence"] = inp.positions, inp.confidence
         return Batch(**out)
 
+    def with_views(self, keep: int, prior: str = "visual_hull", hull_config=None) -> "Batch":
+        """The first ``keep`` input views of every item (view dropout in training, TrainConfig.view_dropout). A
+        visual-hull prior is carved again from the kept views' masks, as inference carves it from the views it is
+        given (the maps of all V views would tell the network about views it no longer sees); the other render
+        priors are per view ("oracle" depth, "none") and are cut like the rest."""
+        V = self.images.shape[1]
+        if not 1 <= keep <= V:
+            raise InputError(f"with_views: keep must be in 1..{V}, got {keep}")
+        cut = lambda x: None if x is None else x[:, :keep]  # noqa: E731
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k in ("images", "positions", "confidence", "plucker", "masks", "input_expressions", "features"):
+            out[k] = cut(out[k])
+        out["input_cameras"] = [c[list(range(keep))] for c in self.input_cameras]
+        if prior == "visual_hull" and keep < V:
+            if self.masks is None:
+                raise InputError("with_views: a visual-hull prior needs the input masks to be carved again")
+            from ..priors.visual_hull import visual_hull_maps_batched
+
+            pos, conf = visual_hull_maps_batched(out["masks"][:, :, 0].clamp(0, 1), Cameras.cat(out["input_cameras"]),
+                                                 hull_config)
+            out["positions"] = pos.permute(0, 1, 4, 2, 3).contiguous()
+            out["confidence"] = conf[:, :, None].contiguous()
+        elif prior not in ("visual_hull", "oracle", "none"):
+            raise InputError(f"with_views: the {prior!r} prior's maps cannot be recomputed from fewer views here; "
+                             "train with view_dropout=0 or the visual-hull prior")
+        return Batch(**out)
+
     def with_expression(self, expression: torch.Tensor) -> "Batch":
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["expression"] = expression.to(self.expression).expand_as(self.expression)

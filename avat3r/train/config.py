@@ -80,6 +80,10 @@ class TrainConfig:
     # changes (SynthHeads renders the targets at neutral too: data_options.expression_region, set for you); they are
     # ~2 % of an image, and the shipped model barely animates (docs/eval/learning_curve.md)
     lambda_expression: float = 0.0
+    # not in the paper: the probability that a training step keeps only k of its V input views (k uniform in
+    # 1..V-1, the same k for the whole batch, a function of seed and step), the visual hull carved again from them,
+    # so that one- and two-view inputs are seen in training (the paper trains and evaluates with 4)
+    view_dropout: float = 0.0
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     out_dir: str = "runs/full"
@@ -105,6 +109,8 @@ class TrainConfig:
             raise bad("model_preset", f"must be 'paper', 'small' or 'tiny', got {self.model_preset!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise bad("precision", f"must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if not 0.0 <= self.view_dropout <= 1.0:
+            raise bad("view_dropout", f"must be a probability in [0, 1], got {self.view_dropout}")
         if self.lambda_expression < 0:
             raise bad("lambda_expression", f"must be >= 0, got {self.lambda_expression}")
         if self.checkpoint_format not in ("exact", "compact", "weights"):

@@ -241,10 +241,27 @@ class Trainer:
             f *= min(1.0, (step - self._rewarm_from + 1) / self.cfg.rewarm_steps)
         return self.cfg.lr * f
 
+    def views_at(self, step: int, num_views: int) -> int:
+        """Input views kept at ``step`` (TrainConfig.view_dropout): all of them, or k in 1..V-1 drawn from
+        (seed, step) alone, so that a resumed run and every DDP rank draw the same k."""
+        p = self.cfg.view_dropout
+        if p <= 0 or num_views < 2:
+            return num_views
+        rng = np.random.default_rng([self.cfg.seed, int(step), 0x71E5])
+        return int(rng.integers(1, num_views)) if rng.random() < p else num_views
+
+    def _hull_config(self):
+        """The data's visual-hull settings (a SynthHeads dataset's), else the defaults."""
+        sampler = getattr(self.dataset, "sampler", None)
+        return getattr(getattr(sampler, "config", None), "hull", None)
+
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimisation step on this rank's part of the global batch. Returns detached loss terms."""
         self.model.train()
         batch = batch.to(self.device, non_blocking=True)
+        keep = self.views_at(self.step, batch.images.shape[1])
+        if keep < batch.images.shape[1]:
+            batch = batch.with_views(keep, self.cfg.data_prior(), self._hull_config())
         if not self.cfg.use_prior:
             batch = batch.without_prior()
         for g in self.optimizer.param_groups:
@@ -259,6 +276,8 @@ class Trainer:
                                  "a sample pool or other data must provide them, or set lambda_expression=0")
             weight = 1.0 + self.cfg.lambda_expression * batch.target_regions.flatten(0, 1)
         loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step, weight)
+        if self.cfg.view_dropout > 0:
+            terms["views"] = torch.tensor(float(keep))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
