@@ -160,6 +160,50 @@ print(f"L1 unseen sample:   {l1(before_held, held_out):.4f} -> {l1(after_held, h
 # SynthHeads: `--data ava256 --data-root /path/to/ava256`.
 
 # %% [markdown]
+# ## 6. Two training options beyond the paper (not yet used for the shipped weights)
+#
+# **The expression region** (`TrainConfig.lambda_expression`). The shipped model barely animates: gaze and blinks change
+# a few hundred pixels of a supervision image, and a plain L1 over the whole image hardly sees them
+# (docs/eval/learning_curve.md). With `expression_region=True` SynthHeads renders every target a second time at the
+# neutral expression; the pixels that differ are the region, and the L1 term weighs them `1 + lambda` times.
+
+# %%
+rs = SynthHeadsDataset(num_inputs=2, num_targets=3, input_size=SIZE, target_size=SIZE, expression_region=True,
+                       identities=tuple(int(s) for s in split_seeds("train")[30:31]), seed=0)[0]
+fig, axs = plt.subplots(2, 3, figsize=(7, 4.6))
+for t in range(3):
+    axs[0, t].imshow(rs["target_images"][t].permute(1, 2, 0).clamp(0, 1).numpy())
+    axs[1, t].imshow(rs["target_expression_region"][t, 0].numpy(), cmap="magma", vmin=0, vmax=1)
+    axs[1, t].set_title(f"{100 * float(rs['target_expression_region'][t].mean()):.1f} % of the view", fontsize=8)
+for a in axs.flat:
+    a.axis("off")
+fig.suptitle("supervision views (top) and the pixels their expression changes (bottom)", fontsize=9)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **View dropout** (`TrainConfig.view_dropout`). The paper trains and evaluates with 4 views, so one or two views are
+# outside what the network has seen. With `view_dropout = p`, a share p of the steps keeps only the first k views
+# (k in 1..V-1, drawn from the seed and the step). The visual hull is carved again from the kept views
+# (`Batch.with_views`), as inference does. Below, one sample's prior depth with 4, 2 and 1 views: fewer views give a
+# looser hull.
+
+# %%
+b4 = collate([samples[0]])
+fig, axs = plt.subplots(1, 3, figsize=(7, 2.6))
+for a, k in zip(axs, (4, 2, 1)):
+    bk = b4.with_views(k)
+    depth = (bk.positions[0, 0] - bk.input_cameras[0].centers[0][:, None, None]).norm(dim=0) * bk.confidence[0, 0, 0]
+    a.imshow(depth.numpy(), cmap="viridis")
+    a.set_title(f"view 0's hull depth from {k} view{'s' * (k > 1)}", fontsize=8)
+    a.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Both are one flag on the command line: `--set lambda_expression=5 view_dropout=0.5`.
+
+# %% [markdown]
 # ## What to try next
 #
 # - Double `STEPS` or the number of samples and compare the unseen-sample L1.
