@@ -9,6 +9,9 @@ for the "w/o rand. timesteps" run), in parallel, then the runs train two at a ti
 
     python bench/ablate_cpu.py --out runs/ablate_cpu --steps 1500 --pool 600
     # -> runs/ablate_cpu/<run>/ (checkpoints), docs/eval/ablations_cpu.{md,json} with --tables docs/eval
+    python bench/ablate_cpu.py --out runs/expr_cpu --steps 1500 --pool 300 --runs full expr_weight
+    # the expression-region loss weight (lambda_expression = 5) against the recipe; then
+    # python bench/expression_effect.py --checkpoint runs/expr_cpu/<run> for the response
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 RUNS = ("full", "no_pos_skip", "no_col_skip", "no_prior", "consistent_inputs", "interleaved")
+#: runs beyond the paper's tables: (named run, TrainConfig overrides)
+EXTRA_RUNS = {"expr_weight": ("full", {"lambda_expression": 5.0, "run": "expr_weight"})}
 COMMON = dict(model_preset="tiny", input_size=64, supervision_size=48, num_supervision=4, batch_size=4,
               lr=1e-3, warmup_steps=100, num_workers=0, log_every=50, image_every=0, lambda_lpips=0.0, seed=0,
               checkpoint_format="weights", ckpt_every=0)
 
 
-def make_pool(path: str, n: int, consistent: bool) -> str:
+def make_pool(path: str, n: int, consistent: bool, regions: bool = False) -> str:
     import torch
 
     torch.set_num_threads(1)
@@ -37,7 +42,8 @@ def make_pool(path: str, n: int, consistent: bool) -> str:
 
     if Path(path).is_file():
         return path
-    cfg = TrainConfig.from_run("consistent_inputs" if consistent else "full", **COMMON)
+    cfg = TrainConfig.from_run("consistent_inputs" if consistent else "full", **COMMON,
+                               data_options={"expression_region": regions})  # the regions change no other tensor
     ds = build_dataset(cfg, "train", length=n)
     t0 = time.time()
     SamplePool.from_dataset(ds, n).save(path)
@@ -53,7 +59,8 @@ def train_run(name: str, pool: str, out: str, steps: int) -> dict:
     from avat3r.train.data import SamplePool
     from avat3r.train.trainer import Trainer
 
-    cfg = TrainConfig.from_run(name, out_dir=out, **COMMON)
+    base, extra = EXTRA_RUNS.get(name, (name, {}))
+    cfg = TrainConfig.from_run(base, out_dir=out, **COMMON, **extra)
     tr = Trainer(cfg, dataset=SamplePool.load(pool, length=steps * cfg.batch_size), progress=False, tensorboard=False)
     t0 = time.time()
     s = tr.fit(max_steps=steps)
@@ -67,15 +74,18 @@ def main() -> int:
     p.add_argument("--out", default="runs/ablate_cpu")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--pool", type=int, default=600, help="samples per pool")
-    p.add_argument("--runs", nargs="*", default=list(RUNS))
+    p.add_argument("--runs", nargs="*", default=list(RUNS), help=f"of {RUNS + tuple(EXTRA_RUNS)}")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--tables", default=None, help="write ablations_cpu.{md,json} here (default: the out folder)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs) as ex:
-        pools = {c: ex.submit(make_pool, str(out / f"pool_{'consistent' if c else 'random'}_{args.pool}.safetensors"), args.pool, c)
-                 for c in (False, True)}
+        regions = any(EXTRA_RUNS.get(r, ("", {}))[1].get("lambda_expression", 0) > 0 for r in args.runs)
+        kinds = [False] + ([True] if "consistent_inputs" in args.runs else [])
+        pools = {c: ex.submit(make_pool, str(out / f"pool_{'consistent' if c else 'random'}_{args.pool}"
+                                             f"{'_regions' if regions else ''}.safetensors"), args.pool, c, regions)
+                 for c in kinds}
         pools = {c: f.result() for c, f in pools.items()}
         futs = [ex.submit(train_run, r, pools[r == "consistent_inputs"], str(out / r), args.steps) for r in args.runs]
         logs = [f.result() for f in futs]

@@ -8,6 +8,7 @@ by 2 px) are the expression region. Reported: PSNR inside it for Avat3r (target 
 (the same network at neutral) and the neutral ground truth itself (what a perfect non-animating model scores);
 and the response: the mean |avatar - static| inside the region over the mean |truth - neutral truth| there (1 = the
 avatar changes as much as the truth, 0 = it ignores the expression), with the sample's largest expression values.
+The response measures how much, not how well (changing the wrong way also responds): read it with the region PSNR.
 
     python bench/expression_effect.py --checkpoint weights --num-samples 12     # 2-core CPU: ~2 min
 """
