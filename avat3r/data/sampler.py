@@ -193,12 +193,15 @@ class SynthHeadsSampler:
         V = cfg.num_inputs
         cam_in, cam_t = plan["input_cameras"], plan["target_cameras"]
         cam_in_d, cam_t_d = cam_in.to(dev), cam_t.to(dev)
-        g_in = [g.to(dev) for g in plan["heads_in"]]
-        g_t = plan["head_target"].to(dev)
         prm = plan.get("augment")
-        if prm is not None and cfg.augment.lighting:  # one light per sample: inputs and targets alike
-            g_in = [_recolor(g, aug.relight(g.colors[None], g.quats[None], [prm], [0], cfg.augment)[0]) for g in g_in]
-            g_t = _recolor(g_t, aug.relight(g_t.colors[None], g_t.quats[None], [prm], [0], cfg.augment)[0])
+        lit = prm is not None and cfg.augment.lighting  # one light per sample: inputs, targets (and neutral) alike
+
+        def head(g):
+            g = g.to(dev)
+            return _recolor(g, aug.relight(g.colors[None], g.quats[None], [prm], [0], cfg.augment)[0]) if lit else g
+
+        g_in = [head(g) for g in plan["heads_in"]]
+        g_t = head(plan["head_target"])
         with torch.no_grad():
             outs = [render(g_in[k], cam_in_d[k], backend=cfg.backend) for k in range(V)]
             img_in = torch.cat([o.color for o in outs])
@@ -206,10 +209,7 @@ class SynthHeadsSampler:
             out_t = render(g_t, cam_t_d, backend=cfg.backend)
             region = None
             if "head_neutral" in plan:
-                g_n = plan["head_neutral"].to(dev)
-                if prm is not None and cfg.augment.lighting:  # the target's light
-                    g_n = _recolor(g_n, aug.relight(g_n.colors[None], g_n.quats[None], [prm], [0], cfg.augment)[0])
-                neutral = render(g_n, cam_t_d, backend=cfg.backend).color
+                neutral = render(head(plan["head_neutral"]), cam_t_d, backend=cfg.backend).color
                 region = expression_region_mask(out_t.color.permute(0, 3, 1, 2), neutral.permute(0, 3, 1, 2))
             img_in, a_in, cam_in_d = finish_inputs(img_in, a_in, cam_in_d, [prm] if prm is not None else None, cfg, dev)
             m_in = a_in[..., 0].clamp(0, 1)

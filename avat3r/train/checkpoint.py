@@ -211,8 +211,15 @@ def latest_checkpoint(path) -> Path | None:
         cand = root / json.loads(latest.read_text())["path"]
         if (cand / "trainer.json").is_file():
             return cand
-    steps = sorted(q for q in root.glob("step_*") if (q / "trainer.json").is_file())
-    return steps[-1] if steps else None
+    steps = checkpoint_steps(root)
+    return steps[max(steps)] if steps else None
+
+
+def checkpoint_steps(path) -> dict[int, Path]:
+    """{step: folder} of the complete step_* checkpoints under a run folder or its checkpoints folder."""
+    root = Path(path) / "checkpoints" if (Path(path) / "checkpoints").is_dir() else Path(path)
+    return {int(q.name.split("_", 1)[1]): q for q in root.glob("step_*")
+            if q.name.split("_", 1)[1].isdigit() and (q / "trainer.json").is_file()}
 
 
 def common_step_checkpoints(runs) -> tuple[int, list[Path]]:
@@ -222,9 +229,7 @@ def common_step_checkpoints(runs) -> tuple[int, list[Path]]:
     compares them at equal samples seen (the ablations, bench/ablate_device.sh)."""
     per_run = []
     for r in runs:
-        root = Path(r) / "checkpoints" if (Path(r) / "checkpoints").is_dir() else Path(r)
-        found = {int(q.name.split("_", 1)[1]): q for q in root.glob("step_*")
-                 if (q / "trainer.json").is_file() and q.name.split("_", 1)[1].isdigit()}
+        found = checkpoint_steps(r)
         if not found:
             raise CheckpointError(f"{r}: no step_* checkpoints; --same-step needs run folders saved with --ckpt-every")
         per_run.append(found)
