@@ -12,6 +12,10 @@
 #   (session 8's proposal: does weighting the expression region in the loss make the avatar animate?)
 #   A_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5' B_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5 VIEW_DROPOUT=0.5' ...
 #   (and does training on 1-3 views lift the one- and two-view figures?)
+#   (session 9 ran both of these: view dropout lifted 1 and 2 views by 2.7 and 1.4 dB; the run was shipped)
+# A second call on a machine that is still warm RESUMES both runs from their own last checkpoints in /tmp/ab_{a,b}/main
+# (optimiser state and RNG kept; bench/train_device.sh resumes whenever $MAIN has one): a continuation, not a restart
+# from weights/. On a fresh machine each call starts from weights/ again.
 # Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
 set -uo pipefail
 source bench/device_env.sh

@@ -278,6 +278,18 @@ def test_train_steps_on_gpu_bf16(tmp_path, pool_path):
     assert all(torch.isfinite(torch.tensor(losses))) and min(losses[-3:]) < losses[0], losses
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_view_dropout_on_gpu(tmp_path, pool_path):
+    """view_dropout on CUDA: the logged view count lives on the device with the other terms (session 9's first
+    device run failed there: a CPU tensor among CUDA terms, which the CPU tests cannot see)."""
+    cfg = TrainConfig.from_run("full", out_dir=str(tmp_path), **{**TINY, "view_dropout": 0.75})
+    tr = Trainer(cfg, dataset=SamplePool.load(pool_path, length=4), device="cuda", progress=False, tensorboard=False)
+    tr.fit(max_steps=4, save_final=False)
+    assert [int(h["views"]) for h in tr.history] == [tr.views_at(s, 4) for s in range(4)]
+    assert all(math.isfinite(h["loss"]) for h in tr.history)
+
+
 def test_deferred_dataset_in_workers_trains_like_direct(tmp_path):
     """Plans made in 2 DataLoader worker processes and rendered in the training process give the same losses
     as samples made in the training process."""

@@ -277,7 +277,7 @@ class Trainer:
             weight = 1.0 + self.cfg.lambda_expression * batch.target_regions.flatten(0, 1)
         loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step, weight)
         if self.cfg.view_dropout > 0:
-            terms["views"] = torch.tensor(float(keep))
+            terms["views"] = torch.tensor(float(keep), device=loss.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
