@@ -903,8 +903,12 @@ def _lift_tab(state, viewer, ply_file) -> None:
                              ("Lift + photo: the 4 views and the photo", "lift+photo"),
                              ("Native: the photo alone (V = 1)", "native")],
                     value=default_mode() if not why else "native", label="Mode", elem_id="lift-mode")
-    lift_btn = gr.Button("Lift and animate", variant="primary", elem_id="lift-btn")
-    views = gr.Image(label="Photo crop | the generator's fit | the four views Avat3r sees", interactive=False,
+    gr.Markdown("*Native* is the default: with the shipped weights it is as good as the lift on new views and better "
+                "on real photos, in a fraction of the time (docs/LIFT.md, \"Which mode\"). *Lift* is the paper's route: "
+                "the photo is inverted into a 3D GAN (our GGHead, or EG3D + GOAE when installed) and four rendered "
+                "views are the input.", elem_id="lift-mode-note")
+    lift_btn = gr.Button("Make the avatar", variant="primary", elem_id="lift-btn")
+    views = gr.Image(label="Photo crop (lift modes: | the generator's fit | the four views Avat3r sees)", interactive=False,
                      elem_id="lift-views")
     clip = gr.Video(label="Avat3r avatar, animated", autoplay=True, loop=True, interactive=False, height=300,
                     elem_id="lift-clip")

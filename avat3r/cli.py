@@ -711,9 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
     l.add_argument("-o", "--out", default="lifted", help="output folder (default ./lifted)")
     l.add_argument("--mode", default=None, choices=["lift", "lift+photo", "native"],
                    help="lift: 4 views from GAN inversion; lift+photo: those and the photo; native: the photo alone "
-                        "(V = 1); default: the measured best (docs/LIFT.md)")
+                        "(V = 1); default: the measured best, native since session 9 (docs/LIFT.md)")
     l.add_argument("--steps", type=int, default=None,
-                   help="optimisation steps of w+ against the photo (default 2 on a CPU, 40 on a GPU; 0 = encoder only)")
+                   help="optimisation steps of w+ against the photo (default 12 on a CPU, 40 on a GPU; 0 = encoder only)")
     l.add_argument("--pti-steps", type=int, default=None, help="pivotal tuning steps of the generator (default 0 on a CPU, 30 on a GPU)")
     l.add_argument("--generator", default=None, help="GGHead weights directory or official .pkl (default weights/gghead)")
     l.add_argument("--encoder", default=None, help="lift encoder directory (default $AVAT3R_LIFT_WEIGHTS or weights/lift)")

@@ -228,12 +228,16 @@ def test_lift_source_runs_inside_inference_mode(tiny_gen, target_view):
     assert len(res.capture) == 4 and any("optimised w+ for 2 steps" in line for line in res.report)
 
 
-def test_default_mode_is_the_measured_one_and_native_without_a_generator(tmp_path, monkeypatch):
+def test_default_mode_falls_back_to_native_without_a_generator(tmp_path, monkeypatch):
+    """check_mode(None) is default_mode(); a lifting default (sessions 7-8 shipped "lift+photo") is used where a
+    generator is installed and falls back to "native" where none is."""
     from avat3r.lift import route
 
+    assert route.check_mode(None) == route.default_mode() and route.DEFAULT_MODE in route.MODES
+    monkeypatch.setattr(route, "DEFAULT_MODE", "lift+photo")
     monkeypatch.setattr(route, "official_installed", lambda: False)
     monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", str(tmp_path / "none"))  # no generator to lift into
     assert route.default_mode() == "native" and route.check_mode(None) == "native"
     d = save_generator(GGHeadGenerator(preset("tiny")).eval(), tmp_path / "gg")
     monkeypatch.setenv("AVAT3R_GGHEAD_WEIGHTS", str(d))
-    assert route.default_mode() == route.DEFAULT_MODE == route.check_mode(None) == "lift+photo"
+    assert route.default_mode() == route.check_mode(None) == "lift+photo"

@@ -24,15 +24,18 @@ __all__ = ["DEFAULT_MODE", "default_mode", "check_mode", "photo_view", "lifted_v
            "photo_avatar"]
 
 #: The mode used when none is asked for: the one bench/lift.py measured better (docs/LIFT.md, "Which mode").
-#: "lift+photo": with the shipped GGHead (session 7) it beat native V = 1 by 3.7 / 4.0 dB at +-30 / +-60 deg on 6
-#: SynthHeads hold-out identities and on 8 real portraits' own view (20.53 vs 17.81 dB), CPU defaults (docs/LIFT.md).
-DEFAULT_MODE = "lift+photo"
+#: "native" since session 9: the Avat3r weights trained with view dropout reconstruct from one photo as well as the
+#: lift does on 6 SynthHeads hold-out identities (23.38 vs 23.38 dB at +-30 deg, 22.16 vs 22.30 at +-60), better on
+#: 8 real portraits (20.88 vs 20.21 dB at their own view, and cleaner at +-30 deg), in 0.3 s instead of ~10 s on 2 CPU
+#: cores. Sessions 7-8 ("lift+photo", +4 dB over native) predate those weights.
+DEFAULT_MODE = "native"
 
 Progress = Callable[[float, str], None]
 
 
 def default_mode() -> str:
-    """DEFAULT_MODE where a generator to lift into is installed (ours or EG3D), else "native" (the photo alone)."""
+    """DEFAULT_MODE; a lifting DEFAULT_MODE falls back to "native" (the photo alone) where no generator to lift into
+    (ours or EG3D) is installed."""
     from ..generate.hub import generator_missing
 
     if DEFAULT_MODE == "native" or official_installed() or generator_missing() is None:

@@ -98,9 +98,9 @@ def text_portrait(prompt: str, *, seed: int = 0, steps: int | None = None, guida
     return Portrait(crop, kind, prompt, "frontal", [], [f"portrait: local turbo snapshot, {steps} steps, seed {seed}", line])
 
 
-#: Lift generated portraits through the single-image route (avat3r.lift) when it is installed. Off: the lift was
-#: measured better on SynthHeads renders and real photos (docs/LIFT.md), not yet on this route's portraits, whose
-#: timing and adherence figures (docs/TEXT2IMG.md) were measured with one view.
+#: Lift generated portraits through the single-image route (avat3r.lift) when it is installed. Off: since session 9's
+#: weights one view is as good as the lift on SynthHeads and better on real photos, at a thirtieth of the time
+#: (docs/LIFT.md, "Which mode").
 LIFT_PORTRAITS = False
 
 

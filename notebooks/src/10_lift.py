@@ -138,7 +138,10 @@ show_row([view.images[0], before[0], after[0], back0[0], back1[0]],
 # ## 5. Four views -> Avat3r -> an animated avatar (and native V = 1 beside it)
 #
 # The lifted head is rendered from the GGHead route's four input views (azimuth -60, -20, 20, 60), with masks and
-# cameras: a Capture like any other. `avat3r lift photo.jpg -o DIR` and the app's "One photo" tab run these steps.
+# cameras: a Capture like any other. `avat3r lift photo.jpg -o DIR --mode lift` and the app's "One photo" tab run
+# these steps. Compare the two rows: since the session-9 Avat3r weights (trained on 1-4 input views), native V = 1 is
+# about as good as the lift on SynthHeads and better on real photos, so it is the default mode
+# (docs/LIFT.md, "Which mode").
 
 # %%
 images, masks, cams, names = lifted_views(G, out1, pipe.image_size)
