@@ -190,6 +190,39 @@ def test_expression_weight_scales_the_l1_gradient_inside_the_region():
     assert "l1_weighted" not in t0
 
 
+def test_mean_expression_weighting_gives_every_region_the_same_weight():
+    """expression_weighting="mean": the added term is lambda x the mean L1 inside each image's region, so its
+    gradient over a 4-pixel region (a blink) sums to what it sums to over a 64-pixel one (an open jaw); images without
+    a region and pixels outside get none of it; the logged l1 is unchanged."""
+    from avat3r.train.losses import Objective, ObjectiveConfig
+
+    obj = Objective(ObjectiveConfig(lambda_l1=1.0, lambda_ssim=0.0, lambda_lpips=0.0))
+    g = torch.Generator().manual_seed(1)
+    pred, target = torch.rand(3, 3, 16, 16, generator=g), torch.rand(3, 3, 16, 16, generator=g)
+    region = torch.zeros(3, 1, 16, 16)
+    region[0, :, 2:4, 2:4] = 1  # 4 pixels
+    region[1, :, 4:12, 4:12] = 1  # 64 pixels; image 2 has none
+
+    def grad(**kw):
+        x = pred.clone().requires_grad_(True)
+        loss, terms = obj(x, target, 0, **kw)
+        loss.backward()
+        return x.grad, terms
+
+    plain, t0 = grad()
+    extra, t1 = grad(region=region, lambda_region=3.0)
+    d = (extra - plain).abs()
+    inside = region.expand_as(pred).bool()
+    mass = [float(d[b][inside[b]].sum()) for b in range(3)]
+    assert mass[0] == pytest.approx(1.5, rel=1e-5) and mass[1] == pytest.approx(1.5, rel=1e-5) and mass[2] == 0.0
+    assert float(d[~inside].abs().max()) < 1e-9
+    e = (pred - target).abs()
+    want = (e[0][inside[0]].mean() + e[1][inside[1]].mean()) / 2
+    assert torch.allclose(t1["l1_region"], want) and torch.equal(t0["l1"], t1["l1"])
+    with pytest.raises(Exception, match="expression_weighting"):
+        TrainConfig(**{**TINY, "expression_weighting": "sum"})
+
+
 def test_lambda_expression_trains_on_regions_and_refuses_data_without_them(tmp_path):
     """lambda_expression > 0: build_dataset asks SynthHeads for the regions and training runs on them; a pool
     without regions gets an error that says what to do."""
@@ -205,6 +238,11 @@ def test_lambda_expression_trains_on_regions_and_refuses_data_without_them(tmp_p
                  dataset=pool, progress=False, tensorboard=False)
     tr.fit(max_steps=2, save_final=False)
     assert len(tr.history) == 2 and all(h["l1_weighted"] >= h["l1"] for h in tr.history)
+    tr = Trainer(TrainConfig.from_run("full", out_dir=str(tmp_path / "m"), **{**TINY, "lambda_expression": 4.0,
+                                                                             "expression_weighting": "mean"}),
+                 dataset=pool, progress=False, tensorboard=False)
+    tr.fit(max_steps=2, save_final=False)
+    assert all(h["l1_region"] > 0 and math.isfinite(h["loss"]) and "l1_weighted" not in h for h in tr.history)
     plain = SamplePool.from_dataset(build_dataset(TrainConfig(**TINY), "train", length=1), 1)
     tr = Trainer(TrainConfig.from_run("full", out_dir=str(tmp_path / "b"), **{**TINY, "lambda_expression": 4.0}),
                  dataset=plain, progress=False, tensorboard=False)

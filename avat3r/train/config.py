@@ -80,6 +80,10 @@ class TrainConfig:
     # changes (SynthHeads renders the targets at neutral too: data_options.expression_region, set for you); they are
     # ~2 % of an image, and the shipped model barely animates (docs/eval/learning_curve.md)
     lambda_expression: float = 0.0
+    # how lambda_expression weighs the region: "area" multiplies its pixels' L1 by 1 + lambda (the region's share of
+    # the loss grows with its area: session 9's lambda 5 on ~2 % of the pixels moved nothing, and blinks and gaze,
+    # ~0.15 %, got no response); "mean" adds lambda x the mean L1 inside each view's region, whatever its size
+    expression_weighting: str = "area"
     # not in the paper: the probability that a training step keeps only k of its V input views (k uniform in
     # 1..V-1, the same k for the whole batch, a function of seed and step), the visual hull carved again from them,
     # so that one- and two-view inputs are seen in training (the paper trains and evaluates with 4)
@@ -113,6 +117,8 @@ class TrainConfig:
             raise bad("view_dropout", f"must be a probability in [0, 1], got {self.view_dropout}")
         if self.lambda_expression < 0:
             raise bad("lambda_expression", f"must be >= 0, got {self.lambda_expression}")
+        if self.expression_weighting not in ("area", "mean"):
+            raise bad("expression_weighting", f"must be 'area' or 'mean', got {self.expression_weighting!r}")
         if self.checkpoint_format not in ("exact", "compact", "weights"):
             raise bad("checkpoint_format", f"must be 'exact', 'compact' or 'weights', got {self.checkpoint_format!r}")
         for f in ("batch_size", "num_inputs", "num_supervision", "max_steps"):

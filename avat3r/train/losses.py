@@ -59,9 +59,12 @@ class Objective(torch.nn.Module):
         return self.lpips is not None and self.cfg.lambda_lpips > 0 and step >= self.cfg.lpips_start
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, step: int = 0,
-                weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """weight [B, 1, H, W] (optional): per-pixel weights of the L1 term (TrainConfig.lambda_expression); the
-        logged ``l1`` stays the unweighted one so that runs with and without weights compare."""
+                weight: torch.Tensor | None = None, region: torch.Tensor | None = None,
+                lambda_region: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """weight [B, 1, H, W] (optional): per-pixel weights of the L1 term (TrainConfig.lambda_expression, "area").
+        region [B, 1, H, W] (optional, "mean"): adds lambda_region x the mean L1 inside each image's region (images
+        without one left out), so that a blink's few pixels weigh as much as an open jaw's many. The logged ``l1``
+        stays the unweighted one so that runs with and without either compare."""
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred, target = pred.float(), target.float()
             l_l1 = l1(pred, target)
@@ -70,6 +73,14 @@ class Objective(torch.nn.Module):
             if weight is not None:
                 l_l1 = ((pred - target).abs() * weight.float()).mean()
                 terms["l1_weighted"] = l_l1.detach()
+            if region is not None:
+                r = region.float()
+                area = r.flatten(1).sum(1)  # [B] pixels
+                err = ((pred - target).abs() * r).flatten(1).sum(1) / (pred.shape[1] * area.clamp_min(1.0))
+                has = (area > 0).float()
+                l_region = (err * has).sum() / has.sum().clamp_min(1.0)
+                l_l1 = l_l1 + lambda_region * l_region
+                terms["l1_region"] = l_region.detach()
             loss = self.cfg.lambda_l1 * l_l1 + self.cfg.lambda_ssim * l_ssim
             if self.lpips_active(step):
                 l_lp = self.lpips(pred, target).mean()

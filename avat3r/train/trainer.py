@@ -268,14 +268,18 @@ class Trainer:
             g["lr"] = self.lr_at(self.step)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             pred = render_batch(self.model, batch, background=self.cfg.background)  # [B, T, 3, H, W]
-        weight = None
+        weight = region = None
         if self.cfg.lambda_expression > 0:
             if batch.target_regions is None:
                 raise InputError("lambda_expression > 0 needs samples with target_expression_region: SynthHeads "
                                  "renders them with data_options.expression_region=true (set by build_dataset); "
                                  "a sample pool or other data must provide them, or set lambda_expression=0")
-            weight = 1.0 + self.cfg.lambda_expression * batch.target_regions.flatten(0, 1)
-        loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step, weight)
+            if self.cfg.expression_weighting == "mean":
+                region = batch.target_regions.flatten(0, 1)
+            else:
+                weight = 1.0 + self.cfg.lambda_expression * batch.target_regions.flatten(0, 1)
+        loss, terms = self.objective(pred.flatten(0, 1), batch.target_images.flatten(0, 1), self.step, weight,
+                                     region, self.cfg.lambda_expression)
         if self.cfg.view_dropout > 0:
             terms["views"] = torch.tensor(float(keep), device=loss.device)
         self.optimizer.zero_grad(set_to_none=True)
