@@ -162,28 +162,26 @@ def test_cli_train_export_eval(tmp_path, pool_path, monkeypatch):
     assert "Prior only" in md and "PSNR" in md and "Static" in md
 
 
+def _l1_grad(pred: torch.Tensor, target: torch.Tensor, **kw) -> tuple[torch.Tensor, dict]:
+    """The gradient w.r.t. ``pred`` of the objective reduced to its L1 part (weight / region passed on), and its terms."""
+    from avat3r.train.losses import Objective, ObjectiveConfig
+
+    x = pred.clone().requires_grad_(True)
+    loss, terms = Objective(ObjectiveConfig(lambda_l1=1.0, lambda_ssim=0.0, lambda_lpips=0.0))(x, target, 0, **kw)
+    loss.backward()
+    return x.grad, terms
+
+
 def test_expression_weight_scales_the_l1_gradient_inside_the_region():
     """Objective(weight=1 + lambda * region): the L1 gradient inside the region is (1 + lambda) times the plain
     one, unchanged outside; the logged l1 is the unweighted one; weight=None is the paper's objective."""
-    from avat3r.train.losses import Objective, ObjectiveConfig
-
-    obj = Objective(ObjectiveConfig(lambda_lpips=0.0))
     g = torch.Generator().manual_seed(0)
     pred, target = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
     region = torch.zeros(2, 1, 16, 16)
     region[:, :, 4:8, 4:8] = 1
 
-    def l1_grad(weight):
-        x = pred.clone().requires_grad_(True)
-        cfg = obj.cfg
-        obj.cfg = ObjectiveConfig(lambda_l1=1.0, lambda_ssim=0.0, lambda_lpips=0.0)
-        loss, terms = obj(x, target, 0, weight)
-        obj.cfg = cfg
-        loss.backward()
-        return x.grad, terms
-
-    plain, t0 = l1_grad(None)
-    weighted, t1 = l1_grad(1.0 + 4.0 * region)
+    plain, t0 = _l1_grad(pred, target)
+    weighted, t1 = _l1_grad(pred, target, weight=1.0 + 4.0 * region)
     inside = region.expand_as(pred).bool()
     assert torch.allclose(weighted[inside], 5.0 * plain[inside]) and torch.equal(weighted[~inside], plain[~inside])
     assert torch.equal(t0["l1"], t1["l1"]) and float(t1["l1_weighted"]) > float(t1["l1"])
@@ -194,23 +192,14 @@ def test_mean_expression_weighting_gives_every_region_the_same_weight():
     """expression_weighting="mean": the added term is lambda x the mean L1 inside each image's region, so its
     gradient over a 4-pixel region (a blink) sums to what it sums to over a 64-pixel one (an open jaw); images without
     a region and pixels outside get none of it; the logged l1 is unchanged."""
-    from avat3r.train.losses import Objective, ObjectiveConfig
-
-    obj = Objective(ObjectiveConfig(lambda_l1=1.0, lambda_ssim=0.0, lambda_lpips=0.0))
     g = torch.Generator().manual_seed(1)
     pred, target = torch.rand(3, 3, 16, 16, generator=g), torch.rand(3, 3, 16, 16, generator=g)
     region = torch.zeros(3, 1, 16, 16)
     region[0, :, 2:4, 2:4] = 1  # 4 pixels
     region[1, :, 4:12, 4:12] = 1  # 64 pixels; image 2 has none
 
-    def grad(**kw):
-        x = pred.clone().requires_grad_(True)
-        loss, terms = obj(x, target, 0, **kw)
-        loss.backward()
-        return x.grad, terms
-
-    plain, t0 = grad()
-    extra, t1 = grad(region=region, lambda_region=3.0)
+    plain, t0 = _l1_grad(pred, target)
+    extra, t1 = _l1_grad(pred, target, region=region, lambda_region=3.0)
     d = (extra - plain).abs()
     inside = region.expand_as(pred).bool()
     mass = [float(d[b][inside[b]].sum()) for b in range(3)]
