@@ -4,6 +4,7 @@ whole-image PSNR and PSNR inside the pixels the expression changes). One JSON li
 run keeps what it finished. docs/eval/refine.md.
 
     python bench/refine_compare.py --configs shipped=weights:off,shipped=weights:rays --samples 12 --supervision-size 128
+    python bench/refine_compare.py ... --consistent    # inputs of one moment (a rig, a statue): where rays is meant for
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=12)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--supervision-size", type=int, default=None, help="default the protocol's (667/512 of the input)")
+    p.add_argument("--consistent", action="store_true", help="inputs of one moment (one expression and head pose, "
+                   "as a camera rig or a statue gives) instead of the protocol's inconsistent ones")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     configs = []
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
     model0, tc0 = models[configs[0][1]]
     neutral = neutral_expression(model0).cpu().numpy()
     cfg = EvalConfig(num_samples=args.samples, seed=args.seed, device=args.device, faces=False, video_frames=0)
-    overrides: dict = {"num_inputs": args.views}
+    overrides: dict = {"num_inputs": args.views, "consistent_inputs": args.consistent}
     if args.supervision_size:
         overrides["supervision_size"] = args.supervision_size
     ds, tcfg = _dataset_for(tc0, model0, cfg, overrides)

@@ -13,12 +13,20 @@
 #   A_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5' B_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5 VIEW_DROPOUT=0.5' ...
 #   (and does training on 1-3 views lift the one- and two-view figures?)
 #   (session 9 ran both of these: view dropout lifted 1 and 2 views by 2.7 and 1.4 dB; the run was shipped)
+#   A_ENV='LR=5e-5 BATCH=16 AUGMENT=off LAMBDA_EXPR=5 VIEW_DROPOUT=0.3' B_ENV='... LAMBDA_EXPR=0.2 EXPR_WEIGHTING=mean ...'
+#   (session 10, three chained calls: better on SynthHeads, worse on real captures; docs/eval/learning_curve.md)
 # A second call on a machine that is still warm RESUMES both runs from their own last checkpoints in /tmp/ab_{a,b}/main
 # (optimiser state and RNG kept; bench/train_device.sh resumes whenever $MAIN has one): a continuation, not a restart
 # from weights/. On a fresh machine each call starts from weights/ again.
+# KEEP_WEIGHTS=2 returns each run's last two exported checkpoints (~19 MB each compressed: 3 parts a run, so with
+# the two logs the device's 8 files are full); with CKPT_EVERY=250 (bench/train_device.sh) a call of ~550 steps then
+# brings back a mid-call point too, for the real-data curve (bench/realdata.py runs on the CPU only: it needs dlib).
 # Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
 set -uo pipefail
 source bench/device_env.sh
+# two trainers share one GPU: return freed blocks instead of caching them per size (session 10's call 2 lost run A to
+# an out-of-memory error at its first chunk while run B held 90 GiB; the hull's passes are bounded now too)
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 python3 -c "$GSPLAT_COMPILE_PY" > /tmp/compile.log 2>&1 || { echo "gsplat setup failed"; tail -5 /tmp/compile.log; exit 1; }
 FINAL=$OUT
 for r in a b; do
@@ -31,8 +39,8 @@ wait
 for r in a b; do
   cp /tmp/ab_$r/out/logs.tgz /tmp/ab_$r/logs.tgz 2>/dev/null
   tar czf "$FINAL/$r.tgz" -C /tmp/ab_$r run.log logs.tgz
-  w=$(ls -d /tmp/ab_$r/curve/w_step_* 2>/dev/null | tail -1)
-  [ -n "$w" ] && tar czf - -C "$(dirname "$w")" "$(basename "$w")" | split -b 15M - "$FINAL/${r}_weights.tgz.part-"
+  w=$(ls -d /tmp/ab_$r/curve/w_step_* 2>/dev/null | tail -n "${KEEP_WEIGHTS:-1}" | xargs -r -n1 basename)
+  [ -n "$w" ] && tar czf - -C /tmp/ab_$r/curve $w | split -b 15M - "$FINAL/${r}_weights.tgz.part-"
   echo "== $r (${r^^}_ENV)"; grep -h "dB\|response" /tmp/ab_$r/curve/*/fidelity.md 2>/dev/null | head -16
 done
 ls -la "$FINAL"

@@ -17,7 +17,8 @@ INIT=${INIT:-$( [ -f weights/config.json ] && echo weights || echo ../weights )}
 # BATCH (per GPU, default 4) and LR set the main run's batch and peak learning rate; LAMBDA_EXPR > 0 weights the
 # pixels the target expression changes in the L1 term (TrainConfig.lambda_expression; EXPR_WEIGHTING=mean weighs each
 # view's region by its mean, whatever its size: TrainConfig.expression_weighting); VIEW_DROPOUT in [0, 1] trains
-# that share of steps on 1..V-1 input views (TrainConfig.view_dropout).
+# that share of steps on 1..V-1 input views (TrainConfig.view_dropout). CKPT_EVERY: the main run's checkpoint interval
+# in steps (default 1000).
 MAIN_MIN=${MAIN_MIN:-7.0}; ABL_MIN=${ABL_MIN:-5.5}; LR=${LR:-3e-4}; AUGMENT=${AUGMENT:-real}
 [ -n "${TRAIN_S:-}" ] && MAIN_MIN=$(python3 -c "print(round($TRAIN_S / 60, 3))")
 NGPU=$(nvidia-smi -L | wc -l)
@@ -38,7 +39,7 @@ main_run() {  # $1: comma-separated GPU ids
   CUDA_VISIBLE_DEVICES=$gpus timeout $(python3 -c "print(int($MAIN_MIN*60+90))") \
     torchrun --standalone --nproc_per_node="$n" -m avat3r.train --named-run full --preset small --out "$MAIN" \
     --max-minutes "$MAIN_MIN" --batch-size "${BATCH:-4}" --lr "$LR" --set warmup_steps=200 --checkpoint-format compact \
-    --ckpt-every 1000 --log-every 100 --image-every 1000 --set data_options.augment="$AUGMENT" ${LAMBDA_EXPR:+--set lambda_expression=$LAMBDA_EXPR} ${EXPR_WEIGHTING:+--set expression_weighting=$EXPR_WEIGHTING} ${VIEW_DROPOUT:+--set view_dropout=$VIEW_DROPOUT} ${TRAIN_EXTRA:-} --quiet "${start[@]}" \
+    --ckpt-every "${CKPT_EVERY:-1000}" --log-every 100 --image-every 1000 --set data_options.augment="$AUGMENT" ${LAMBDA_EXPR:+--set lambda_expression=$LAMBDA_EXPR} ${EXPR_WEIGHTING:+--set expression_weighting=$EXPR_WEIGHTING} ${VIEW_DROPOUT:+--set view_dropout=$VIEW_DROPOUT} ${TRAIN_EXTRA:-} --quiet "${start[@]}" \
     >> "$LOGS/main.log" 2>&1
   echo "main rc=$? $((SECONDS - t0)) s"
 }

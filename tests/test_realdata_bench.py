@@ -102,3 +102,20 @@ def test_masked_scores_definition():
     assert r["psnr"] == pytest.approx(10 * math.log10(256 / 0.01), rel=1e-4)
     assert r["mask_fraction"] == pytest.approx(256 / 576)
     assert 0.9 < r["ssim"] < 1.0
+
+
+def test_whole_image_score_sees_a_halo_the_masked_score_does_not():
+    import realdata
+
+    rng = np.random.default_rng(1)
+    mask = np.zeros((1, 24, 24), np.float32)
+    mask[0, 6:18, 6:18] = 1
+    gt = rng.random((1, 24, 24, 3)).astype(np.float32)  # the photo, background and all
+    pred = gt * mask[..., None]  # the head exactly, black around it
+    clean = realdata.masked_scores(pred, gt, mask)[0]
+    halo = pred.copy()
+    halo[0, 4:6, 6:18] = 0.5  # a 2-pixel band above the head: outside the mask
+    r = realdata.masked_scores(halo, gt, mask)[0]
+    assert r["psnr"] == clean["psnr"]  # the masked PSNR cannot see it
+    assert r["psnr_image"] == pytest.approx(10 * math.log10(576 / (24 * 0.25)), rel=1e-4)
+    assert clean["psnr_image"] > r["psnr_image"] + 20

@@ -117,3 +117,22 @@ def test_cli_choices():
     assert create.refine == "rays_hf"
     action = next(a for a in build_parser()._subparsers._group_actions[0].choices["reconstruct"]._actions if a.dest == "refine")
     assert tuple(action.choices) == REFINE_MODES
+
+
+def test_eval_data_can_be_made_consistent_for_the_refine_benchmark(ckpt):
+    """bench/refine_compare.py --consistent: the evaluation data keeps its inconsistent inputs unless asked, and when
+    asked every input view of a sample shows one expression (the setting `--refine rays` is meant for)."""
+    from avat3r.eval.__main__ import _dataset_for
+    from avat3r.eval.evaluation import EvalConfig
+    from avat3r.model import Avat3rModel
+
+    model = Avat3rModel.from_pretrained(str(ckpt))
+    cfg = EvalConfig(num_samples=1, device="cpu", faces=False, video_frames=0)
+    small = {"input_size": 32, "supervision_size": 24, "num_supervision": 1}
+    spread = {}
+    for consistent in (False, True):
+        ds, tc = _dataset_for(None, model, cfg, {**small, "consistent_inputs": consistent})
+        z = torch.as_tensor(np.asarray(ds[0]["input_expressions"]))
+        assert tc.consistent_inputs is consistent and z.shape[0] == 4
+        spread[consistent] = float((z - z[:1]).abs().max())
+    assert spread[True] == 0.0 < spread[False]

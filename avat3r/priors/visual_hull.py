@@ -338,16 +338,22 @@ def _proxy_fit_batched(masks: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor
     return c, a
 
 
-def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHullConfig | None = None,
+                             max_samples: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """``visual_hull_maps`` for S samples of V views in one pass: masks [S, V, H, W], cams (S*V, sample-major) ->
     (positions [S, V, H, W, 3], confidence [S, V, H, W]). The same maps up to the order of float sums (masked means
     and medians instead of per-view loops), with one host synchronisation (the largest foreground ray count) instead
-    of one per view and step: the hole filling runs its full iteration count (extra ones only reach background)."""
+    of one per view and step: the hole filling runs its full iteration count (extra ones only reach background).
+    At most ``max_samples`` samples per pass: the ray march holds [S, rays, steps, 3] floats, and a whole engine chunk
+    (8 steps x batch 16 = 128 samples) asked for 3.4 GiB at once and ran out of memory on a shared H200 (session 10)."""
     cfg = cfg or VisualHullConfig()
     S, V, H, W = masks.shape
     if len(cams) != S * V:
         raise InputError(f"visual hull: {S} x {V} masks but {len(cams)} cameras")
+    if S > max_samples:  # each sample's maps depend on its own masks and cameras only
+        parts = [visual_hull_maps_batched(masks[i:i + max_samples], cams[list(range(i * V, min(S, i + max_samples) * V))],
+                                          cfg, max_samples) for i in range(0, S, max_samples)]
+        return torch.cat([p for p, _ in parts]), torch.cat([c for _, c in parts])
     dev = masks.device
     cams_cpu = cams.to("cpu")
     masks = masks.float()
