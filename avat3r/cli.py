@@ -74,10 +74,6 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="checkpoint directory or Hub repo id (default: $AVAT3R_WEIGHTS or the shipped weights/)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--cameras", default=None, help="cameras.json for the photos (views in the order of the photos); estimated when omitted")
-    p.add_argument("--refine", default=None, choices=["off", "rays", "rays_hf"],
-                   help="test-time ray alignment of the Gaussians: 'rays' sharpens captures whose views were taken at "
-                        "one moment (camera rigs, statues); off (default) for photos with different expressions "
-                        "(docs/eval/refine.md)")
 
 
 def _add_view_args(p: argparse.ArgumentParser, size: int = 256) -> None:
@@ -169,8 +165,7 @@ def _load(args):
         _inputs(args)  # a missing input file is reported before the model loads
     from .pipeline import PipelineConfig
 
-    cfg = PipelineConfig(refine=args.refine) if getattr(args, "refine", None) else PipelineConfig()
-    return load_pipeline(args.weights, device=_device(args.device), config=cfg)
+    return load_pipeline(args.weights, device=_device(args.device), config=PipelineConfig())
 
 
 def _reconstruct(args, pipe):

@@ -56,8 +56,7 @@ class PipelineConfig:
     (None: cuda when available); prior: the position prior to use, which must be the one the weights were
     trained with (None: the checkpoint's); max_views: views given to the network (chosen spread out around the
     head); fit: how a posed capture is fitted to the model's input size (``FIT_POLICIES``); frontend: the front
-    end's settings for photos and videos (``avat3r.frontend.FrontendConfig``; None: its defaults); refine: the
-    test-time ray alignment of the Gaussians (``avat3r.model.refine.REFINE_MODES``)."""
+    end's settings for photos and videos (``avat3r.frontend.FrontendConfig``; None: its defaults)."""
 
     weights: str | None = None
     device: str | None = None
@@ -65,12 +64,8 @@ class PipelineConfig:
     max_views: int = MAX_VIEWS
     fit: str = "center"
     frontend: Any = None
-    refine: str = "off"
 
     def __post_init__(self) -> None:
-        from .model.refine import check_refine
-
-        check_refine(self.refine)
         if self.fit not in FIT_POLICIES:
             raise InputError(f"PipelineConfig.fit must be one of {FIT_POLICIES}, got {self.fit!r}")
         if not 1 <= int(self.max_views) <= MAX_VIEWS:
@@ -474,24 +469,10 @@ class Avatar:
         self.preview = preview
         self.prior = prior
         self._cache: OrderedDict[tuple, Gaussians] = OrderedDict()
-        self._delta = None  # the ray alignment (PipelineConfig.refine), measured on the neutral expression once
 
     @property
     def expression_space(self):
         return self.pipeline.expression_space
-
-    def _alignment(self):
-        """[V, H, W, 3] offsets added to every expression's means, or None when refine is "off"."""
-        mode = self.pipeline.pipeline_config.refine
-        if mode == "off":
-            return None
-        if self._delta is None:
-            from .model.refine import ray_alignment
-
-            z0 = torch.as_tensor(self.expression_code(None), device=self.pipeline.device)[None]
-            maps = self.pipeline.model.animate(self.state, z0)
-            self._delta = ray_alignment(maps.means[0], maps.mask[0], self.capture.cameras, mode)
-        return self._delta
 
     def expression_code(self, expression) -> np.ndarray:
         space = self.pipeline.expression_space
@@ -522,13 +503,8 @@ class Avatar:
             batch = 1 if self.pipeline.device.type == "cpu" else 8
         z = torch.as_tensor(check_codes(codes, self.pipeline.expression_space.dim), device=self.pipeline.device)
         out: list[Gaussians] = []
-        delta = self._alignment()
         for i in range(0, len(z), batch):
             maps = self.pipeline.model.animate(self.state, z[i:i + batch])
-            if delta is not None:
-                from .model.refine import align_maps
-
-                maps = align_maps(maps, delta)
             out.extend(g.detach() for g in self.pipeline.model.to_gaussians(maps))
         return out
 

@@ -68,7 +68,7 @@ def _machine() -> str:
 @torch.no_grad()  # not set_grad_enabled(False): tests call run() in-process, and grad must stay on after it
 def run(checkpoint: str, num_samples: int = 12, seed: int = 1234, views=(4, 1, 2), threshold: float = 0.05,
         identity_seeds: list[int] | None = None, device: str = "cpu", supervision_size: int | None = None,
-        input_size: int | None = None, refine: str = "off", log=print) -> dict:
+        input_size: int | None = None, log=print) -> dict:
     """All numbers of the fidelity table -> dict (see the module docstring)."""
     from avat3r.data.batch import collate
     from avat3r.eval.__main__ import _dataset_for, load_for_eval
@@ -101,7 +101,7 @@ def run(checkpoint: str, num_samples: int = 12, seed: int = 1234, views=(4, 1, 2
             sample = ds[i]
             batch = collate([sample]).to(device)
             gt = batch.target_images[0]
-            preds = {m: predict(m, model, batch, tcfg.use_prior, cfg.background, refine=refine)[0] for m in methods}
+            preds = {m: predict(m, model, batch, tcfg.use_prior, cfg.background)[0] for m in methods}
             for m in methods:
                 acc[m].update(_hwc(preds[m]), _hwc(gt))
             row = {"index": i, "identity": int(sample["identity_seed"])}
@@ -226,18 +226,16 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="docs/eval", help="folder for fidelity.json and fidelity.md")
     p.add_argument("--label", default="before", help="name of this run in the JSON (e.g. before / after retraining)")
-    p.add_argument("--refine", default="off", help="test-time ray alignment (avat3r.model.refine): off, rays, rays_hf")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     seeds = [int(x) for x in args.identity_seeds.split(",")] if args.identity_seeds else None
     views = tuple(int(x) for x in args.views.split(","))
     res = run(args.checkpoint, args.num_samples, args.seed, views, args.threshold, seeds, args.device,
-              args.supervision_size, args.input_size, args.refine)
+              args.supervision_size, args.input_size)
     from avat3r.data.identity import split_seeds
 
     meta = {"command": "python bench/fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seed": args.seed, "label": args.label,
-            "refine": args.refine,
             "identities": (",".join(map(str, seeds)) if seeds else
                            f"test split {split_seeds('test').start}..{split_seeds('test').stop - 1}")}
     out = Path(args.out)

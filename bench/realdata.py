@@ -77,8 +77,8 @@ def masked_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> list[di
 
     PSNR over the pixels with mask > 0.5; SSIM (metrics.ssim) of pred * m and gt * m inside the mask's bounding box;
     psnr_image: the whole render against the photo's head on black (gt * m), so it also sees what the render puts
-    outside the head (a halo, a wider silhouette), which the masked PSNR cannot (session 10: `--refine rays` raised
-    the masked figures while widening the heads)."""
+    outside the head (a halo, a wider silhouette), which the masked PSNR cannot (session 10: a test-time ray alignment,
+    since removed, raised the masked figures while widening the heads; docs/eval/refine.md)."""
     from avat3r.eval.metrics import ssim
 
     out = []
@@ -354,7 +354,7 @@ def run_portrait(pipe, data: Path, rel: str, size: int, grid_path: Path, tile: i
 
 
 def run(checkpoint: str, data: Path, out: Path, cases=CASES, tile: int = 144, size: int | None = None, log=print,
-        on_case=None, refine: str = "off", device: str = "cpu") -> dict:
+        on_case=None, device: str = "cpu") -> dict:
     """All cases -> {case: result} (a failing case is recorded with its error, the others still run).
     on_case(results so far) is called after each case (main writes the JSON there, so a cut-off run keeps its cases)."""
     import avat3r
@@ -362,7 +362,7 @@ def run(checkpoint: str, data: Path, out: Path, cases=CASES, tile: int = 144, si
     torch.manual_seed(0)
     from avat3r.pipeline import PipelineConfig
 
-    pipe = avat3r.load_pipeline(checkpoint, config=PipelineConfig(device=device, refine=refine))
+    pipe = avat3r.load_pipeline(checkpoint, config=PipelineConfig(device=device))
     size = size or pipe.image_size
     results: dict = {}
     for case in cases:
@@ -465,7 +465,6 @@ def main(argv=None) -> int:
     p.add_argument("--label", default="before", help="name of this run in realdata.json (e.g. before / after)")
     p.add_argument("--tile", type=int, default=144, help="grid tile size in pixels")
     p.add_argument("--size", type=int, default=None, help="(tests) input crop size; default the model's")
-    p.add_argument("--refine", default="off", help="test-time ray alignment (avat3r.model.refine): off, rays, rays_hf")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
@@ -479,7 +478,7 @@ def main(argv=None) -> int:
         return 2
     t0 = time.time()
     meta = {"command": "python bench/realdata.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seconds": 0.0, "refine": args.refine,
+            "machine": _machine(), "checkpoint": _checkpoint_info(args.checkpoint), "seconds": 0.0,
             "grids": f"{out}/realdata_<case>.png (this run)"}
     jp = out / "realdata.json"
     doc = json.loads(jp.read_text()) if jp.is_file() else {}
@@ -497,7 +496,7 @@ def main(argv=None) -> int:
         (out / "realdata.md").write_text(md)
         return md
 
-    md = write(run(args.checkpoint, data, out, cases, args.tile, args.size, on_case=write, refine=args.refine,
+    md = write(run(args.checkpoint, data, out, cases, args.tile, args.size, on_case=write,
                    device=args.device))
     print(md)
     print(f"wrote {jp} and {out / 'realdata.md'}")

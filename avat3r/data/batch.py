@@ -172,20 +172,10 @@ def collate(samples: list) -> Batch:
     )
 
 
-def predict_gaussians(model, batch: Batch, expression: torch.Tensor | None = None, refine: str = "off"):
-    """Network forward (eqs. 4-13) -> list of B Gaussians (masked, eq. 13). refine: the test-time ray alignment
-    (``avat3r.model.refine``), measured on the neutral expression as ``Avatar`` does it."""
+def predict_gaussians(model, batch: Batch, expression: torch.Tensor | None = None):
+    """Network forward (eqs. 4-13) -> list of B Gaussians (masked, eq. 13)."""
     net = model.module if hasattr(model, "module") else model
-    if refine == "off":
-        return net.to_gaussians(batch.inputs.forward(model, batch.expression if expression is None else expression))
-    from ..model.refine import align_maps, ray_alignment
-
-    state = batch.inputs.encode(net)
-    z = batch.expression if expression is None else expression
-    neutral = torch.as_tensor(net.config.presets["neutral"], dtype=z.dtype, device=z.device).expand_as(z)
-    m0 = net.animate(state, neutral)
-    delta = torch.stack([ray_alignment(m0.means[b], m0.mask[b], batch.input_cameras[b], refine) for b in range(len(z))])
-    return net.to_gaussians(align_maps(net.animate(state, z), delta))
+    return net.to_gaussians(batch.inputs.forward(model, batch.expression if expression is None else expression))
 
 
 def render_batch(model, batch: Batch, background=(0.0, 0.0, 0.0), backend: str = "auto") -> torch.Tensor:

@@ -54,8 +54,7 @@ def _dataset_for(train_cfg: dict | None, model, cfg: EvalConfig, overrides: dict
     if tc.data_prior() != model.config.prior:
         raise CheckpointError(f"the model records the {model.config.prior!r} prior but its run's data used "
                               f"{tc.data_prior()!r}; evaluate it on data with its own prior (re-export the run)")
-    # evaluation uses inconsistent inputs unless a benchmark overrides it (bench/refine_compare.py --consistent)
-    tc = tc.replace(**{"consistent_inputs": False, "seed": cfg.seed, **overrides})
+    tc = tc.replace(consistent_inputs=False, seed=cfg.seed, **overrides)  # evaluation always uses inconsistent inputs
     ds = build_dataset(tc, cfg.split, input_size=tc.input_size or model.config.image_size, length=max(cfg.num_samples, 12),
                        device=cfg.device)  # on CUDA the samples are rendered on the GPU
     return ds, tc

@@ -92,7 +92,7 @@ class _Evaluator:
 
 
 @torch.no_grad()
-def predict(method: str, model, batch: Batch, use_prior: bool, background, refine: str = "off") -> torch.Tensor:
+def predict(method: str, model, batch: Batch, use_prior: bool, background) -> torch.Tensor:
     """Renderings [B, T, 3, H, W] of one method at the batch's supervision cameras."""
     if method == "prior_only":
         gs = prior_only_gaussians(batch)
@@ -102,7 +102,7 @@ def predict(method: str, model, batch: Batch, use_prior: bool, background, refin
             b = b.with_expression(neutral_expression(model).to(b.expression.device))
         elif method != "avat3r":
             raise InputError(f"unknown method {method!r}; choose from {METHODS}")
-        gs = predict_gaussians(model, b, refine=refine)
+        gs = predict_gaussians(model, b)
     return torch.stack([_render(g, c, background) for g, c in zip(gs, batch.target_cameras)])
 
 
