@@ -163,9 +163,7 @@ def _load(args):
 
     if getattr(args, "inputs", None) or getattr(args, "source", None):
         _inputs(args)  # a missing input file is reported before the model loads
-    from .pipeline import PipelineConfig
-
-    return load_pipeline(args.weights, device=_device(args.device), config=PipelineConfig())
+    return load_pipeline(args.weights, device=_device(args.device))
 
 
 def _reconstruct(args, pipe):
