@@ -421,7 +421,9 @@ def markdown(doc: dict, observations: Path | None = None) -> str:
     f = lambda x: "–" if x is None or not math.isfinite(x) else f"{x:.2f}"  # noqa: E731
     lines = ["# Real-data benchmark (issue #15 item 4)", "",
              "What each case is, how the frame, masks and scores are made: bench/realdata.py's docstring. "
-             "PSNR (dB) / SSIM inside the front end's mask of the scored view; renders at the neutral expression.", ""]
+             "PSNR (dB) / SSIM inside the front end's mask of the scored view; \"whole image\": PSNR of the whole render "
+             "against the photo's head on black, so halos and widened silhouettes count (higher values: compare "
+             "between runs only); renders at the neutral expression.", ""]
     for label, run_ in doc["runs"].items():
         m, res, s = run_["meta"], run_["results"], run_["summary"]
         lines += [f"## {label}: checkpoint `{m['checkpoint']['path']}`, step {m['checkpoint'].get('step', '?')}", "",
