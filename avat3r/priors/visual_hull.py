@@ -351,8 +351,8 @@ def visual_hull_maps_batched(masks: torch.Tensor, cams: Cameras, cfg: VisualHull
     if len(cams) != S * V:
         raise InputError(f"visual hull: {S} x {V} masks but {len(cams)} cameras")
     if S > max_samples:  # each sample's maps depend on its own masks and cameras only
-        parts = [visual_hull_maps_batched(masks[i:i + max_samples], cams[list(range(i * V, min(S, i + max_samples) * V))],
-                                          cfg, max_samples) for i in range(0, S, max_samples)]
+        parts = [visual_hull_maps_batched(masks[i:i + max_samples], cams[i * V:(i + max_samples) * V], cfg, max_samples)
+                 for i in range(0, S, max_samples)]
         return torch.cat([p for p, _ in parts]), torch.cat([c for _, c in parts])
     dev = masks.device
     cams_cpu = cams.to("cpu")
