@@ -18,9 +18,8 @@
 # A second call on a machine that is still warm RESUMES both runs from their own last checkpoints in /tmp/ab_{a,b}/main
 # (optimiser state and RNG kept; bench/train_device.sh resumes whenever $MAIN has one): a continuation, not a restart
 # from weights/. On a fresh machine each call starts from weights/ again.
-# KEEP_WEIGHTS=2 returns each run's last two exported checkpoints (~19 MB each compressed: 3 parts a run, so with
-# the two logs the device's 8 files are full); with CKPT_EVERY=250 (bench/train_device.sh) a call of ~550 steps then
-# brings back a mid-call point too, for the real-data curve (bench/realdata.py runs on the CPU only: it needs dlib).
+# KEEP_WEIGHTS=N returns each run's last N exported checkpoints (~19 MB each compressed). The device returns at most
+# 64 MiB in all, so with two runs only N=1 fits (session 11 asked for 2 and lost a part of run B's).
 # Carry .whl and .gl (the prebuilt gsplat extension: two processes must not JIT-build it at once).
 set -uo pipefail
 source bench/device_env.sh
